@@ -1,0 +1,1 @@
+//! TODO(mount helper): the command line of cloudify-fs.

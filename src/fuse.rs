@@ -1,0 +1,1 @@
+//! TODO(mount helper): the FUSE adapter.

@@ -1,0 +1,1 @@
+//! TODO(server helper): cloudify-server.
