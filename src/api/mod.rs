@@ -9,6 +9,8 @@
 
 pub mod client;
 pub mod model;
+mod paging;
+pub mod retry;
 
 use std::io::Read;
 use std::path::Path;
@@ -70,6 +72,34 @@ pub enum ApiError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ApiError {
+    /// Whether the failure may pass by itself (network, server error, rate limit), as
+    /// opposed to an answer that will be the same next time.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Network { .. } | ApiError::Server { .. } | ApiError::RateLimited { .. }
+        )
+    }
+
+    /// What the failed call was, e.g. `GET /media/folders?folder_id=X`.
+    pub fn context(&self) -> &str {
+        match self {
+            ApiError::Network { context, .. }
+            | ApiError::Unauthorized { context, .. }
+            | ApiError::NotFound { context, .. }
+            | ApiError::Invalid { context, .. }
+            | ApiError::TypeNotAllowed { context, .. }
+            | ApiError::TooLarge { context, .. }
+            | ApiError::Refused { context, .. }
+            | ApiError::RateLimited { context }
+            | ApiError::Server { context, .. }
+            | ApiError::Protocol { context, .. }
+            | ApiError::Local { context, .. } => context,
+        }
+    }
 }
 
 /// An open download of a file's bytes.
