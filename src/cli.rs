@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::api::ClientConfig;
 use crate::fs::{DeleteMode, FsConfig, MountConfig};
 
 /// Environment variable that holds the API key.
@@ -296,6 +297,17 @@ pub struct MountRequest {
     pub warnings: Vec<String>,
 }
 
+impl MountRequest {
+    /// The client's settings for this mount, with `key`.
+    pub fn client_config(&self, key: &ApiKey) -> ClientConfig {
+        let mut config = ClientConfig::new(&self.url, key.expose());
+        config.timeout = self.network.timeout;
+        config.retries = self.network.retries;
+        config.rate_per_minute = Some(self.network.rate_per_minute);
+        config
+    }
+}
+
 /// Parses a command line (`args` includes the program name).
 pub fn parse<I, T>(args: I) -> Result<MountRequest, CliError>
 where
@@ -410,6 +422,8 @@ fn clean_url(raw: &str, warnings: &mut Vec<String>) -> Result<String, CliError> 
     if url.host_str().is_none_or(str::is_empty) {
         return Err(CliError::usage("the URL has no host"));
     }
+    url.set_query(None);
+    url.set_fragment(None);
     if !url.username().is_empty() || url.password().is_some() {
         warnings.push("ignoring the user name and password in the URL".to_string());
         // Setting these cannot fail on an http(s) URL with a host.
@@ -497,35 +511,12 @@ impl fmt::Display for OptionError {
 
 /// Options that mount(8), systemd or FUSE's own tools handle, or that mean nothing here.
 fn is_generic_option(name: &str) -> bool {
+    #[rustfmt::skip]
     const GENERIC: &[&str] = &[
-        "rw",
-        "defaults",
-        "_netdev",
-        "nofail",
-        "noauto",
-        "auto",
-        "user",
-        "users",
-        "nouser",
-        "owner",
-        "group",
-        "dev",
-        "nodev",
-        "suid",
-        "nosuid",
-        "exec",
-        "noexec",
-        "async",
-        "atime",
-        "noatime",
-        "relatime",
-        "strictatime",
-        "diratime",
-        "nodiratime",
-        "lazytime",
-        "nolazytime",
-        "loud",
-        "silent",
+        "rw", "defaults", "_netdev", "nofail", "noauto", "auto", "user", "users", "nouser",
+        "owner", "group", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "async", "atime",
+        "noatime", "relatime", "strictatime", "diratime", "nodiratime", "lazytime",
+        "nolazytime", "loud", "silent",
     ];
     GENERIC.contains(&name) || name.starts_with("x-") || name == "comment"
 }

@@ -2,6 +2,8 @@
 //! temporary data folder, stopped when the guard drops (also when a test panics).
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
