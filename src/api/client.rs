@@ -327,16 +327,21 @@ impl Client {
         })
     }
 
-    /// A GET of the API returning `data`.
-    fn get_data(&self, path: &str, segments: &[&str], query: &[(&str, &str)]) -> ApiResult {
+    /// A GET of the API returning `data` and the call's context.
+    fn get_data(
+        &self,
+        path: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<(Value, String), ApiError> {
         let (url, context) = self.endpoint(&Method::GET, path, segments, query);
         let envelope = self.call(&context, Safety::Idempotent, |api, _| {
             Ok(api.get(url.clone()))
         })?;
-        envelope.data.ok_or_else(|| ApiError::Protocol {
-            context,
-            message: "the answer has no data".to_string(),
-        })
+        match envelope.data {
+            Some(data) => Ok((data, context)),
+            None => Err(protocol(context, "the answer has no data".to_string())),
+        }
     }
 
     fn list_pages(&self, folder: &Id) -> Result<Listing, ApiError> {
@@ -352,8 +357,7 @@ impl Client {
                 ("per_page", PER_PAGE_TEXT),
                 ("page", &page_text),
             ]);
-            let (_, context) = self.endpoint(&Method::GET, "/media/folders", &[], &query);
-            let data = self.get_data("/media/folders", &[], &query)?;
+            let (data, context) = self.get_data("/media/folders", &[], &query)?;
             let page_listing = match FolderPage::from_json(&data, &context) {
                 Some(FolderPage::WithFiles(listing)) => listing,
                 Some(FolderPage::FoldersOnly(folders)) => {
@@ -387,8 +391,7 @@ impl Client {
             let page_text = page.to_string();
             let mut query = folder_query.to_vec();
             query.extend([("per_page", PER_PAGE_TEXT), ("page", &page_text)]);
-            let (_, context) = self.endpoint(&Method::GET, "/media/files", &[], &query);
-            let data = self.get_data("/media/files", &[], &query)?;
+            let (data, context) = self.get_data("/media/files", &[], &query)?;
             let files = files_from_json(&data, &context)
                 .ok_or_else(|| unexpected_shape(context.clone(), "files"))?;
             let page_listing = Listing {
@@ -476,8 +479,6 @@ impl Client {
         )
     }
 }
-
-type ApiResult = Result<Value, ApiError>;
 
 const PER_PAGE_TEXT: &str = "100";
 const _: () = assert!(PER_PAGE == 100);
@@ -623,6 +624,10 @@ fn api_answer(response: Response, context: &str, safety: Safety) -> Attempt<Enve
         return client_error(status, error_message(&body, status), context);
     }
 
+    if status == StatusCode::NO_CONTENT || body.trim_ascii().is_empty() {
+        // Not Cloudify's habit, but a bodiless success of a DELETE means what it says.
+        return Attempt::Done(Envelope::default());
+    }
     let Some(envelope) = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(Envelope::from_json)
@@ -838,8 +843,7 @@ impl Remote for Client {
     }
 
     fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
-        let (_, context) = self.endpoint(&Method::GET, "/media/folders", &[id.as_str()], &[]);
-        let data = self.get_data("/media/folders", &[id.as_str()], &[])?;
+        let (data, context) = self.get_data("/media/folders", &[id.as_str()], &[])?;
         serde_json::from_value(data).map_err(|e| protocol(context, format!("not a folder: {e}")))
     }
 
