@@ -1,28 +1,511 @@
-//! The FUSE adapter: converts kernel requests into calls of [`crate::fs`] and replies.
+//! The FUSE adapter: converts kernel requests into calls of [`crate::fs::CloudifyFs`] and
+//! replies. Nothing else lives here: every callback converts its arguments, calls the core
+//! method of the same name and answers, and every failure is logged here, once (at warn,
+//! ENOENT of a lookup at debug), with the operation, the path and the cause.
 //!
-//! TODO(fs helper): implement `fuser::Filesystem` and `mount`.
+//! Every callback answers its reply on every path; none can panic on input from the kernel
+//! or the server (the core returns errors instead).
 
+use std::ffi::OsStr;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use fuser::{
+    BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+};
 
 use crate::api::Remote;
-use crate::fs::{FsConfig, MountConfig};
+use crate::fs::{Attr, CloudifyFs, FsConfig, FsError, Kind, MountConfig};
 
-/// A mounted filesystem, served by background threads until it is unmounted.
-pub struct Mounted {}
+/// Largest read and write the kernel sends in one request.
+const MAX_IO: u32 = 1024 * 1024;
+/// Kernel read-ahead per file; the mount's own window grows beyond it.
+const MAX_READAHEAD: u32 = 1024 * 1024;
 
-impl Mounted {
-    /// Blocks until the filesystem is unmounted from outside (`fusermount3 -u`).
-    pub fn wait(self) {}
+/// The `fuser::Filesystem` over the core.
+struct FuseFs {
+    fs: Arc<CloudifyFs>,
+}
 
-    /// Unmounts and waits for pending work (uploads) to finish.
-    pub fn unmount(self) -> io::Result<()> {
-        Ok(())
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        crtime: a.crtime,
+        kind: file_type(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: a.blksize,
+        flags: 0,
     }
 }
 
-/// Mounts the library served by `remote` at `mount.mountpoint`.
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::Directory => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
+}
+
+/// Logs a failed operation once and gives its errno.
+fn failed(op: &str, path: &str, err: &FsError) -> Errno {
+    let errno = err.errno();
+    if errno == libc::ENOENT && op == "lookup" {
+        log::debug!("{op} {path}: {err}");
+    } else {
+        log::warn!(
+            "{op} {path}: {err} ({})",
+            io::Error::from_raw_os_error(errno)
+        );
+    }
+    Errno::from_i32(errno)
+}
+
+impl FuseFs {
+    fn fail_ino(&self, op: &str, ino: INodeNo, err: &FsError) -> Errno {
+        failed(op, &self.fs.path_of(ino.0), err)
+    }
+
+    fn fail_child(&self, op: &str, parent: INodeNo, name: &OsStr, err: &FsError) -> Errno {
+        failed(op, &self.fs.child_path(parent.0, name), err)
+    }
+}
+
+impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // Each wanted capability alone, so an old kernel without one still mounts.
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+            InitFlags::FUSE_BIG_WRITES,
+            InitFlags::FUSE_MAX_PAGES,
+        ] {
+            if let Err(missing) = config.add_capabilities(cap) {
+                log::debug!("kernel lacks FUSE capability {missing:?}");
+            }
+        }
+        let _ = config
+            .set_max_write(MAX_IO)
+            .or_else(|max| config.set_max_write(max));
+        let _ = config
+            .set_max_readahead(MAX_READAHEAD)
+            .or_else(|max| config.set_max_readahead(max));
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(parent.0, name) {
+            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+            Err(e) => reply.error(self.fail_child("lookup", parent, name, &e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0) {
+            Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+            Err(e) => reply.error(self.fail_ino("getattr", ino, &e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        match self.fs.setattr(ino.0, size) {
+            Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+            Err(e) => reply.error(self.fail_ino("setattr", ino, &e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.fs.mknod(parent.0, name, mode) {
+            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+            Err(e) => reply.error(self.fail_child("mknod", parent, name, &e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.fs.mkdir(parent.0, name) {
+            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+            Err(e) => reply.error(self.fail_child("mkdir", parent, name, &e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.unlink(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_child("unlink", parent, name, &e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.rmdir(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_child("rmdir", parent, name, &e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        match self.fs.symlink(parent.0, link_name) {
+            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+            Err(e) => reply.error(self.fail_child("symlink", parent, link_name, &e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self
+            .fs
+            .rename(parent.0, name, newparent.0, newname, flags.bits())
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_child("rename", parent, name, &e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        match self.fs.link(ino.0, newparent.0, newname) {
+            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+            Err(e) => reply.error(self.fail_child("link", newparent, newname, &e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.open(ino.0, flags.0) {
+            Ok(o) => {
+                let mut f = FopenFlags::empty();
+                if o.keep_cache {
+                    f |= FopenFlags::FOPEN_KEEP_CACHE;
+                }
+                reply.opened(FileHandle(o.fh), f);
+            }
+            Err(e) => reply.error(self.fail_ino("open", ino, &e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(self.fail_ino("read", ino, &e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(self.fail_ino("write", ino, &e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.flush(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_ino("flush", ino, &e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
+        match self.fs.fsync(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_ino("fsync", ino, &e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0) {
+            Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
+            Err(e) => reply.error(self.fail_ino("opendir", ino, &e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let result = self.fs.readdir(ino.0, fh.0, offset, false, |item| {
+            reply.add(
+                INodeNo(item.ino),
+                item.next_offset,
+                file_type(item.kind),
+                item.name,
+            )
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_ino("readdir", ino, &e)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let result = self.fs.readdir(ino.0, fh.0, offset, true, |item| {
+            let attr = file_attr(&item.entry.attr);
+            reply.add(
+                INodeNo(item.ino),
+                item.next_offset,
+                item.name,
+                &item.entry.ttl,
+                &attr,
+                Generation(0),
+            )
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_ino("readdirplus", ino, &e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs();
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.setxattr(ino.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_ino("setxattr", ino, &e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.removexattr(ino.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail_ino("removexattr", ino, &e)),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.fs.create(parent.0, name, flags) {
+            Ok((e, o)) => {
+                let attr = file_attr(&e.attr);
+                reply.created(
+                    &e.ttl,
+                    &attr,
+                    Generation(0),
+                    FileHandle(o.fh),
+                    FopenFlags::empty(),
+                );
+            }
+            Err(e) => reply.error(self.fail_child("create", parent, name, &e)),
+        }
+    }
+}
+
+/// A mounted filesystem, served by background threads until it is unmounted.
+pub struct Mounted {
+    session: BackgroundSession,
+    mountpoint: PathBuf,
+}
+
+impl Mounted {
+    /// The directory the filesystem is mounted on.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Blocks until the filesystem is unmounted from outside (`fusermount3 -u`).
+    pub fn wait(self) {
+        if let Err(e) = self.session.join() {
+            log::warn!(
+                "FUSE session of {} ended with an error: {e}",
+                self.mountpoint.display()
+            );
+        }
+    }
+
+    /// Unmounts and waits for the worker threads to finish.
+    pub fn unmount(self) -> io::Result<()> {
+        self.session.umount_and_join()
+    }
+}
+
+/// The mount options the kernel gets.
+fn session_config(fs: &FsConfig, mount: &MountConfig) -> Config {
+    let mut options = vec![
+        MountOption::FSName(mount.fs_name.clone()),
+        MountOption::Subtype("cloudify".to_string()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    if fs.read_only {
+        options.push(MountOption::RO);
+    }
+    let mut config = Config::default();
+    config.mount_options = options;
+    config.acl = if mount.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(mount.max_threads.max(1));
+    config.clone_fd = true;
+    config
+}
+
+/// Mounts the library served by `remote` at `mount.mountpoint`; returns once the kernel
+/// has accepted the mount.
 pub fn mount(fs: FsConfig, mount: MountConfig, remote: Arc<dyn Remote>) -> io::Result<Mounted> {
-    let _ = (fs, mount, remote);
-    Err(io::Error::other("not implemented yet"))
+    let config = session_config(&fs, &mount);
+    let core = Arc::new(CloudifyFs::new(fs, remote));
+    let session = fuser::spawn_mount(FuseFs { fs: core }, &mount.mountpoint, &config)?;
+    Ok(Mounted {
+        session,
+        mountpoint: mount.mountpoint,
+    })
 }

@@ -1,6 +1,441 @@
 //! Filesystem semantics over a [`crate::api::Remote`]: inodes, listings, names, reads and
-//! (later) writes. No FUSE types below this module; `crate::fuse` adapts it to the kernel.
+//! (later) writes. No FUSE types below this module; [`crate::fuse`] adapts it to the kernel.
+//!
+//! [`CloudifyFs`] has one method per FUSE operation, of the same name, returning plain
+//! reply-shaped values ([`Entry`], [`attr::Attr`], [`Opened`], [`StatFs`]) or an [`FsError`],
+//! so that tests drive it without a kernel.
+//!
+//! Locks of [`CloudifyFs`], all parking_lot, none ever held across an HTTP call:
+//! - `inodes` guards the inode table; taken alone, for table work only;
+//! - `dir_handles` and `file_handles` guard the maps of open handles; taken alone, for a
+//!   lookup, insert or removal;
+//! - each file handle's own mutex guards its stream. It is held while that handle reads
+//!   from its download, which serialises reads of one open file (they share one stream)
+//!   and never blocks another file or any metadata operation.
+//! - [`dir::DirCache`] and [`sizes::SizeCache`] document their own locks; none of the locks
+//!   above is held while calling into them.
 
+pub mod attr;
 pub mod config;
+pub mod dir;
+pub mod error;
+pub mod inode;
+pub mod names;
+pub mod read;
+pub mod sizes;
+#[cfg(test)]
+pub(crate) mod testing;
 
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+
+pub use attr::{Attr, Kind};
 pub use config::{DeleteMode, FsConfig, MountConfig};
+pub use error::FsError;
+pub use inode::{Ino, ROOT_INO};
+
+use crate::api::{Id, Remote};
+use dir::{DirCache, DirListing};
+use inode::{InodeTable, Node};
+use read::FileReader;
+use sizes::SizeCache;
+
+/// An entry for the kernel: attributes and how long it may cache them and the name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub attr: Attr,
+    pub ttl: Duration,
+}
+
+/// An opened file or directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    /// The kernel may keep the pages it cached at an earlier open (content unchanged).
+    pub keep_cache: bool,
+}
+
+/// `statfs` values (see [`CloudifyFs::statfs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+/// One directory entry handed to a `readdir` sink.
+pub struct DirItem<'a> {
+    pub ino: Ino,
+    /// The offset of the entry after this one (what the kernel passes to continue).
+    pub next_offset: u64,
+    pub name: &'a str,
+    pub kind: Kind,
+    /// With `readdirplus`: the entry's attributes and cache time.
+    pub entry: Entry,
+}
+
+/// An open directory: the listing it was opened on, so offsets stay valid while it is read
+/// even if the listing is refreshed meanwhile.
+struct DirHandle {
+    ino: Ino,
+    parent: Ino,
+    listing: Arc<DirListing>,
+}
+
+/// An open file.
+struct FileHandle {
+    ino: Ino,
+    reader: Arc<Mutex<FileReader>>,
+}
+
+/// The filesystem core.
+pub struct CloudifyFs {
+    config: FsConfig,
+    remote: Arc<dyn Remote>,
+    inodes: Mutex<InodeTable>,
+    dirs: DirCache,
+    sizes: SizeCache,
+    dir_handles: Mutex<HashMap<u64, DirHandle>>,
+    file_handles: Mutex<HashMap<u64, FileHandle>>,
+    next_fh: AtomicU64,
+    mounted_at: SystemTime,
+}
+
+impl CloudifyFs {
+    /// A filesystem over `remote`, with its size cache under `config.cache_dir`.
+    pub fn new(config: FsConfig, remote: Arc<dyn Remote>) -> CloudifyFs {
+        let sizes = SizeCache::open(&config.cache_dir);
+        CloudifyFs::with_size_cache(config, remote, sizes)
+    }
+
+    fn with_size_cache(config: FsConfig, remote: Arc<dyn Remote>, sizes: SizeCache) -> Self {
+        CloudifyFs {
+            inodes: Mutex::new(InodeTable::new(config.inode_cache_capacity)),
+            dirs: DirCache::new(config.dir_cache_time),
+            sizes,
+            dir_handles: Mutex::new(HashMap::new()),
+            file_handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            mounted_at: SystemTime::now(),
+            config,
+            remote,
+        }
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    /// The path of an inode, for log lines.
+    pub fn path_of(&self, ino: Ino) -> String {
+        self.inodes.lock().path_of(ino)
+    }
+
+    /// The path of `name` in `parent`, for log lines.
+    pub fn child_path(&self, parent: Ino, name: &OsStr) -> String {
+        let dir = self.path_of(parent);
+        let sep = if dir.ends_with('/') { "" } else { "/" };
+        format!("{dir}{sep}{}", name.to_string_lossy())
+    }
+
+    fn node_of(&self, ino: Ino) -> Result<Node, FsError> {
+        let inodes = self.inodes.lock();
+        let inode = inodes.get(ino).ok_or(FsError::StaleInode(ino))?;
+        Ok(inode.node.clone())
+    }
+
+    /// The listing of directory `ino` (fetched if missing or stale).
+    fn listing(&self, ino: Ino) -> Result<Arc<DirListing>, FsError> {
+        let folder = self
+            .node_of(ino)?
+            .folder_id()
+            .ok_or(FsError::NotADirectory)?;
+        self.dirs
+            .get(&folder, || dir::fetch(&*self.remote, &self.sizes, &folder))
+    }
+
+    fn entry_of(&self, inodes: &InodeTable, ino: Ino) -> Result<Entry, FsError> {
+        let inode = inodes.get(ino).ok_or(FsError::StaleInode(ino))?;
+        let attr = attr::attr_of(inode, &self.config, self.mounted_at);
+        // A file whose exact size is unknown (its HEAD failed) is not cached by the kernel,
+        // so the next `stat` asks again and `getattr` retries the HEAD.
+        let ttl = match &inode.node {
+            Node::File(f) if f.exact_size.is_none() => Duration::ZERO,
+            _ => self.config.attr_timeout,
+        };
+        Ok(Entry { attr, ttl })
+    }
+
+    pub fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Entry, FsError> {
+        let name = name.to_str().ok_or(FsError::NotFound)?;
+        let listing = self.listing(parent)?;
+        let found = listing.find(name).ok_or(FsError::NotFound)?;
+        let mut inodes = self.inodes.lock();
+        let ino = inodes.upsert(parent, &found.name, found.node.clone(), &found.id);
+        inodes.add_lookups(ino, 1);
+        self.entry_of(&inodes, ino)
+    }
+
+    pub fn forget(&self, ino: Ino, nlookup: u64) {
+        self.inodes.lock().forget(ino, nlookup);
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Result<Entry, FsError> {
+        if let Node::File(f) = self.node_of(ino)?
+            && f.exact_size.is_none()
+        {
+            self.learn_size(ino, &f.file)?;
+        }
+        self.entry_of(&self.inodes.lock(), ino)
+    }
+
+    /// Asks for the exact size of a file whose listing HEAD failed, and records it.
+    fn learn_size(&self, ino: Ino, file: &crate::api::File) -> Result<Option<u64>, FsError> {
+        let size = sizes::resolve_one(&*self.remote, &self.sizes, file)?;
+        if let Some(n) = size {
+            let mut inodes = self.inodes.lock();
+            if let Some(inode) = inodes.get_mut(ino)
+                && let Node::File(f) = &mut inode.node
+                && f.file.id == file.id
+            {
+                f.exact_size = Some(n);
+            }
+        }
+        Ok(size)
+    }
+
+    pub fn opendir(&self, ino: Ino) -> Result<Opened, FsError> {
+        let listing = self.listing(ino)?;
+        let parent = self.inodes.lock().get(ino).map_or(ROOT_INO, |i| i.parent);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dir_handles.lock().insert(
+            fh,
+            DirHandle {
+                ino,
+                parent,
+                listing,
+            },
+        );
+        Ok(Opened {
+            fh,
+            keep_cache: false,
+        })
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dir_handles.lock().remove(&fh);
+    }
+
+    /// Entries of the open directory `fh` from `offset` on ("." and ".." first), handed to
+    /// `sink` until it answers `true` (its buffer is full). With `plus`, every entry the sink
+    /// accepted counts as a kernel lookup (READDIRPLUS semantics; "." and ".." excepted).
+    pub fn readdir(
+        &self,
+        ino: Ino,
+        fh: u64,
+        offset: u64,
+        plus: bool,
+        mut sink: impl FnMut(DirItem<'_>) -> bool,
+    ) -> Result<(), FsError> {
+        let (dir_ino, parent, listing) = {
+            let handles = self.dir_handles.lock();
+            let h = handles.get(&fh).ok_or(FsError::BadHandle(fh))?;
+            (h.ino, h.parent, h.listing.clone())
+        };
+        if dir_ino != ino {
+            return Err(FsError::BadHandle(fh));
+        }
+        let mut inodes = self.inodes.lock();
+        let dots = [(".", dir_ino), ("..", parent)];
+        let total = 2 + listing.entries.len() as u64;
+        for off in offset..total {
+            let (name, ino, counted) = match off {
+                0 | 1 => (dots[off as usize].0, dots[off as usize].1, false),
+                _ => {
+                    let e = &listing.entries[(off - 2) as usize];
+                    let ino = inodes.upsert(dir_ino, &e.name, e.node.clone(), &e.id);
+                    (e.name.as_str(), ino, plus)
+                }
+            };
+            let entry = match self.entry_of(&inodes, ino) {
+                Ok(entry) => entry,
+                Err(_) => self.entry_of(&inodes, dir_ino)?, // ".." of an evicted parent
+            };
+            let item = DirItem {
+                ino: entry.attr.ino,
+                next_offset: off + 1,
+                name,
+                kind: entry.attr.kind,
+                entry,
+            };
+            if sink(item) {
+                break;
+            }
+            if counted {
+                inodes.add_lookups(ino, 1);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn open(&self, ino: Ino, flags: i32) -> Result<Opened, FsError> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            return Err(FsError::ReadOnly);
+        }
+        let file = match self.node_of(ino)? {
+            Node::File(f) => f,
+            Node::Root | Node::Folder(_) => return Err(FsError::IsADirectory),
+            Node::Local(_) => return Err(FsError::NotFound),
+        };
+        let size = match file.exact_size {
+            Some(n) => Some(n),
+            None => self.learn_size(ino, &file.file)?,
+        };
+        let reader = FileReader::new(self.remote.clone(), file.file, size);
+        let keep_cache = {
+            let mut inodes = self.inodes.lock();
+            inodes.pin(ino);
+            inodes.open_keep_cache(ino)
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let reader = Arc::new(Mutex::new(reader));
+        self.file_handles
+            .lock()
+            .insert(fh, FileHandle { ino, reader });
+        Ok(Opened { fh, keep_cache })
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        let reader = {
+            let handles = self.file_handles.lock();
+            handles
+                .get(&fh)
+                .ok_or(FsError::BadHandle(fh))?
+                .reader
+                .clone()
+        };
+        let mut reader = reader.lock();
+        reader.read(offset, size)
+    }
+
+    pub fn release(&self, fh: u64) {
+        let handle = self.file_handles.lock().remove(&fh);
+        if let Some(h) = handle {
+            self.inodes.lock().unpin(h.ino);
+        }
+    }
+
+    /// Sane, large values: Cloudify reports no quota, and file managers and `cp` refuse to
+    /// write to a filesystem that looks full. 1 PiB in 4 KiB blocks, 1e9 inodes.
+    pub fn statfs(&self) -> StatFs {
+        const BSIZE: u64 = 4096;
+        let blocks = (1u64 << 50) / BSIZE;
+        let files = 1_000_000_000;
+        StatFs {
+            blocks,
+            bfree: blocks,
+            bavail: blocks,
+            files,
+            ffree: files - self.inodes.lock().len() as u64,
+            bsize: BSIZE as u32,
+            namelen: names::NAME_MAX as u32,
+            frsize: BSIZE as u32,
+        }
+    }
+
+    /// The listing of folder `id` if it is cached (tests and the write side).
+    pub fn cached_listing(&self, id: &Id) -> Option<Arc<DirListing>> {
+        self.dirs.peek(id)
+    }
+}
+
+/// Changes. Every one answers EROFS until the write side exists, and always under
+/// `--read-only`.
+impl CloudifyFs {
+    fn refuse_change(&self) -> FsError {
+        FsError::ReadOnly
+    }
+
+    pub fn create(
+        &self,
+        _parent: Ino,
+        _name: &OsStr,
+        _flags: i32,
+    ) -> Result<(Entry, Opened), FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn mknod(&self, _parent: Ino, _name: &OsStr, _mode: u32) -> Result<Entry, FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn mkdir(&self, _parent: Ino, _name: &OsStr) -> Result<Entry, FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn unlink(&self, _parent: Ino, _name: &OsStr) -> Result<(), FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn rmdir(&self, _parent: Ino, _name: &OsStr) -> Result<(), FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn rename(
+        &self,
+        _parent: Ino,
+        _name: &OsStr,
+        _new_parent: Ino,
+        _new_name: &OsStr,
+        _flags: u32,
+    ) -> Result<(), FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn write(&self, _fh: u64, _offset: u64, _data: &[u8]) -> Result<u32, FsError> {
+        Err(self.refuse_change())
+    }
+
+    /// Size, mode, owner or time changes.
+    pub fn setattr(&self, _ino: Ino, _size: Option<u64>) -> Result<Entry, FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn symlink(&self, _parent: Ino, _name: &OsStr) -> Result<Entry, FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn link(&self, _ino: Ino, _new_parent: Ino, _new_name: &OsStr) -> Result<Entry, FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn setxattr(&self, _ino: Ino, _name: &OsStr) -> Result<(), FsError> {
+        Err(self.refuse_change())
+    }
+
+    pub fn removexattr(&self, _ino: Ino, _name: &OsStr) -> Result<(), FsError> {
+        Err(self.refuse_change())
+    }
+
+    /// Close of a descriptor: nothing to store on the read side.
+    pub fn flush(&self, _fh: u64) -> Result<(), FsError> {
+        Ok(())
+    }
+
+    pub fn fsync(&self, _fh: u64) -> Result<(), FsError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,290 @@
+//! Directory listings: fetched on first use, cached for `dir_cache_time`, shared.
+//!
+//! A folder is listed with one [`Remote::list_folder`] call (all pages) followed by the
+//! exact sizes of its files ([`super::sizes::resolve`]); the result is named
+//! ([`super::names`]) and kept as an immutable [`DirListing`] behind an `Arc`, so readers
+//! never copy it and never hold a lock while they use it.
+//!
+//! Concurrent users of one folder share one fetch: the first caller marks the folder's slot
+//! as loading and fetches without holding any lock; the others wait on the slot's condition
+//! variable and take the same result (or the same error). This keeps `ls` in a big folder
+//! with many kernel threads down to one listing request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::error::FsError;
+use super::inode::{Node, RemoteFile};
+use super::names::{Candidate, assign_names};
+use super::sizes::{self, SizeCache};
+use crate::api::{Id, Listing, Remote};
+
+/// One named entry of a listing.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: String,
+    pub id: Id,
+    pub node: Node,
+}
+
+/// A folder's content as last fetched, with display names assigned.
+#[derive(Debug)]
+pub struct DirListing {
+    pub folder: Id,
+    /// Folders first, then files, each in the server's order.
+    pub entries: Vec<DirEntry>,
+    by_name: HashMap<String, usize>,
+    fetched: Instant,
+}
+
+impl DirListing {
+    /// Names the entries of `listing` (of folder `folder`) and attaches the exact sizes.
+    pub fn build(folder: &Id, listing: Listing, sizes: &HashMap<Id, u64>) -> DirListing {
+        let Listing { folders, files } = listing;
+        let names = {
+            let mut cands: Vec<Candidate<'_>> = folders.iter().map(Candidate::folder).collect();
+            cands.extend(files.iter().map(|f| Candidate::file(f, folder)));
+            assign_names(&cands)
+        };
+
+        let nodes = folders
+            .into_iter()
+            .map(|f| (f.id.clone(), Node::Folder(f)))
+            .chain(files.into_iter().map(|f| {
+                let exact_size = sizes.get(&f.id).copied();
+                (
+                    f.id.clone(),
+                    Node::File(RemoteFile {
+                        file: f,
+                        exact_size,
+                    }),
+                )
+            }));
+        let entries: Vec<DirEntry> = nodes
+            .zip(names)
+            .map(|((id, node), name)| DirEntry { name, id, node })
+            .collect();
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        DirListing {
+            folder: folder.clone(),
+            entries,
+            by_name,
+            fetched: Instant::now(),
+        }
+    }
+
+    pub fn find(&self, name: &str) -> Option<&DirEntry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+}
+
+/// Lists `folder` and resolves its files' sizes. Blocks on HTTP; call without locks.
+pub fn fetch(remote: &dyn Remote, sizes: &SizeCache, folder: &Id) -> Result<DirListing, FsError> {
+    let listing = remote.list_folder(folder)?;
+    let exact = sizes::resolve(remote, sizes, &listing.files);
+    Ok(DirListing::build(folder, listing, &exact))
+}
+
+#[derive(Default)]
+struct SlotState {
+    listing: Option<Arc<DirListing>>,
+    /// A fetch is running; waiters sleep on `Slot::ready`.
+    loading: bool,
+    /// Counts finished fetches, so a waiter knows when the one it waited for is done.
+    generation: u64,
+    /// The error of the fetch that finished as `generation`.
+    error: Option<(u64, FsError)>,
+}
+
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    ready: Condvar,
+}
+
+/// Cached listings by folder id.
+///
+/// Locks: `slots` guards the map only and is held for a lookup or insert; each slot's
+/// `state` guards that folder's listing and fetch state. `slots` is never taken while a
+/// slot is held, and no lock is held across a fetch.
+pub struct DirCache {
+    slots: Mutex<HashMap<Id, Arc<Slot>>>,
+    ttl: Duration,
+}
+
+/// Clears `loading` and wakes waiters even if the fetch unwinds.
+struct LoadingGuard<'a> {
+    slot: &'a Slot,
+    result: Option<Result<Arc<DirListing>, FsError>>,
+}
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.slot.state.lock();
+        st.loading = false;
+        st.generation += 1;
+        let generation = st.generation;
+        match self.result.take() {
+            Some(Ok(listing)) => {
+                st.listing = Some(listing);
+                st.error = None;
+            }
+            Some(Err(e)) => st.error = Some((generation, e)),
+            None => {
+                st.error = Some((
+                    generation,
+                    FsError::Download {
+                        what: "listing".into(),
+                        offset: 0,
+                        message: "fetch aborted".into(),
+                    },
+                ))
+            }
+        }
+        self.slot.ready.notify_all();
+    }
+}
+
+impl DirCache {
+    pub fn new(ttl: Duration) -> DirCache {
+        DirCache {
+            slots: Mutex::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    fn slot(&self, folder: &Id) -> Arc<Slot> {
+        self.slots.lock().entry(folder.clone()).or_default().clone()
+    }
+
+    /// The listing of `folder`: the cached one while fresh, else the result of `fetch`
+    /// (run by one caller; concurrent callers wait for it).
+    pub fn get(
+        &self,
+        folder: &Id,
+        fetch: impl FnOnce() -> Result<DirListing, FsError>,
+    ) -> Result<Arc<DirListing>, FsError> {
+        let slot = self.slot(folder);
+        let mut st = slot.state.lock();
+        loop {
+            if let Some(listing) = &st.listing
+                && listing.fetched.elapsed() < self.ttl
+            {
+                return Ok(listing.clone());
+            }
+            if !st.loading {
+                break;
+            }
+            let waited_for = st.generation + 1;
+            while st.loading && st.generation < waited_for {
+                slot.ready.wait(&mut st);
+            }
+            if let Some((generation, e)) = &st.error
+                && *generation == waited_for
+            {
+                return Err(e.clone());
+            }
+            if let Some(listing) = &st.listing
+                && st.generation == waited_for
+            {
+                return Ok(listing.clone());
+            }
+        }
+        st.loading = true;
+        drop(st);
+
+        let mut guard = LoadingGuard {
+            slot: &slot,
+            result: None,
+        };
+        let result = fetch().map(Arc::new);
+        guard.result = Some(result.clone());
+        drop(guard);
+        result
+    }
+
+    /// The cached listing of `folder` even when stale, without fetching.
+    pub fn peek(&self, folder: &Id) -> Option<Arc<DirListing>> {
+        let slot = self.slots.lock().get(folder).cloned()?;
+        let st = slot.state.lock();
+        st.listing.clone()
+    }
+
+    /// Forgets the listing of `folder`, so the next use fetches it again (after a change).
+    pub fn invalidate(&self, folder: &Id) {
+        let slot = self.slots.lock().get(folder).cloned();
+        if let Some(slot) = slot {
+            slot.state.lock().listing = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::testing::MemRemote;
+
+    #[test]
+    fn concurrent_users_share_one_fetch() {
+        let remote = Arc::new(MemRemote::new());
+        for i in 0..20 {
+            remote.add_file(&Id::root(), &format!("f{i}"), "txt", vec![1; i]);
+        }
+        remote.set_list_delay(Duration::from_millis(200));
+        let cache = Arc::new(DirCache::new(Duration::from_secs(60)));
+        let sizes = Arc::new(SizeCache::disabled());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (remote, cache, sizes) = (remote.clone(), cache.clone(), sizes.clone());
+                std::thread::spawn(move || {
+                    let l = cache.get(&Id::root(), || fetch(&*remote, &sizes, &Id::root()));
+                    l.map(|l| l.entries.len())
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap().unwrap(), 20);
+        }
+        assert_eq!(remote.lists(), 1);
+        assert_eq!(remote.heads(), 20);
+    }
+
+    #[test]
+    fn a_stale_listing_is_fetched_again() {
+        let remote = MemRemote::new();
+        let cache = DirCache::new(Duration::ZERO);
+        let sizes = SizeCache::disabled();
+        for _ in 0..2 {
+            cache
+                .get(&Id::root(), || fetch(&remote, &sizes, &Id::root()))
+                .unwrap();
+        }
+        assert_eq!(remote.lists(), 2);
+    }
+
+    #[test]
+    fn a_failed_fetch_is_reported_and_not_cached() {
+        let remote = crate::fs::testing::Faulty::new(MemRemote::new());
+        remote.fail_next_list(crate::api::ApiError::Unauthorized {
+            context: "GET /media/folders".into(),
+            status: 403,
+            message: "This action is unauthorized.".into(),
+        });
+        let cache = DirCache::new(Duration::from_secs(60));
+        let sizes = SizeCache::disabled();
+        let err = cache
+            .get(&Id::root(), || fetch(&remote, &sizes, &Id::root()))
+            .unwrap_err();
+        assert_eq!(err.errno(), libc::EACCES);
+        cache
+            .get(&Id::root(), || fetch(&remote, &sizes, &Id::root()))
+            .unwrap();
+    }
+}

@@ -1,0 +1,443 @@
+//! The inode table: which inode number stands for which remote object, its parent and name
+//! as the kernel sees them, and how long the entry is kept.
+//!
+//! - One inode per remote id: listings and lookups go through [`InodeTable::upsert`], which
+//!   returns the number already given to that id, or a new one. Numbers come from a counter
+//!   and are never reused, so the kernel can never confuse an old number with a new object
+//!   (the FUSE generation is therefore always 0).
+//! - Cloudify's folders carry no parent id, so the parent and the display name are those of
+//!   the listing an entry was last seen in.
+//! - The kernel's references are counted: `lookup`, `create` and every `readdirplus` entry
+//!   add one, `forget` removes them. Open handles pin an entry too. An entry with neither
+//!   goes into an LRU of at most `capacity` entries; the oldest one beyond that is dropped.
+//!   The root is never dropped.
+//! - Entries are keyed by [`Key`]: a remote id, or a local number for objects that exist only
+//!   in the mount (a staged file without a remote id yet, an empty file the server cannot
+//!   store). The write side creates the latter with [`InodeTable::insert_local`] and turns
+//!   them into remote entries with [`InodeTable::rekey`] once the server has them.
+
+use std::collections::HashMap;
+
+use lru::LruCache;
+
+use crate::api::{File, Folder, Id};
+
+/// An inode number as the kernel sees it.
+pub type Ino = u64;
+
+/// The mount's root, Cloudify's root folder.
+pub const ROOT_INO: Ino = 1;
+
+/// What an inode stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// An object the server has.
+    Remote(Id),
+    /// An object that exists only in the mount, numbered by its inode.
+    Local(Ino),
+}
+
+/// A file as the server lists it, with its exact size once known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteFile {
+    pub file: File,
+    /// The exact byte count: a numeric size of the listing, the size cache, or a HEAD.
+    /// `None` until one of them answered.
+    pub exact_size: Option<u64>,
+}
+
+impl RemoteFile {
+    /// The best size known: the exact one, else the listing's approximate one.
+    pub fn size(&self) -> u64 {
+        self.exact_size
+            .or_else(|| self.file.size.map(|s| s.bytes()))
+            .unwrap_or(0)
+    }
+}
+
+/// A local-only file (the write side fills this in).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalFile {
+    pub size: u64,
+    pub mtime: std::time::SystemTime,
+}
+
+/// The object behind an inode.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Root,
+    Folder(Folder),
+    File(RemoteFile),
+    Local(LocalFile),
+}
+
+impl Node {
+    pub fn is_dir(&self) -> bool {
+        matches!(self, Node::Root | Node::Folder(_))
+    }
+
+    /// The remote folder id this node lists, when it is a directory.
+    pub fn folder_id(&self) -> Option<Id> {
+        match self {
+            Node::Root => Some(Id::root()),
+            Node::Folder(f) => Some(f.id.clone()),
+            Node::File(_) | Node::Local(_) => None,
+        }
+    }
+
+    /// Whether `other` may have other content than `self` (a changed date or size).
+    fn content_differs(&self, other: &Node) -> bool {
+        match (self, other) {
+            (Node::File(a), Node::File(b)) => {
+                a.file.updated_at != b.file.updated_at
+                    || a.file.id != b.file.id
+                    || (a.exact_size.is_some()
+                        && b.exact_size.is_some()
+                        && a.exact_size != b.exact_size)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One entry of the table.
+#[derive(Clone, Debug)]
+pub struct Inode {
+    pub ino: Ino,
+    pub parent: Ino,
+    /// The display name in the parent.
+    pub name: String,
+    pub key: Key,
+    pub node: Node,
+    /// References the kernel holds (lookups not yet forgotten).
+    lookups: u64,
+    /// Open handles on this entry.
+    pins: u32,
+    /// Bumped whenever the content may have changed; see [`InodeTable::open_keep_cache`].
+    content_version: u64,
+    /// The content version the kernel's page cache holds, set at open.
+    cached_version: Option<u64>,
+}
+
+/// The table itself. Not synchronised: the filesystem keeps it behind one mutex.
+pub struct InodeTable {
+    next_ino: Ino,
+    by_ino: HashMap<Ino, Inode>,
+    by_key: HashMap<Key, Ino>,
+    /// Entries neither the kernel nor a handle references, least recently used first.
+    unreferenced: LruCache<Ino, ()>,
+    capacity: usize,
+}
+
+impl InodeTable {
+    pub fn new(capacity: usize) -> InodeTable {
+        let root = Inode {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: String::new(),
+            key: Key::Remote(Id::root()),
+            node: Node::Root,
+            lookups: 1,
+            pins: 0,
+            content_version: 0,
+            cached_version: None,
+        };
+        let mut table = InodeTable {
+            next_ino: ROOT_INO + 1,
+            by_ino: HashMap::new(),
+            by_key: HashMap::new(),
+            unreferenced: LruCache::unbounded(),
+            capacity,
+        };
+        table.by_key.insert(root.key.clone(), ROOT_INO);
+        table.by_ino.insert(ROOT_INO, root);
+        table
+    }
+
+    pub fn get(&self, ino: Ino) -> Option<&Inode> {
+        self.by_ino.get(&ino)
+    }
+
+    pub fn get_mut(&mut self, ino: Ino) -> Option<&mut Inode> {
+        self.by_ino.get_mut(&ino)
+    }
+
+    pub fn ino_of(&self, key: &Key) -> Option<Ino> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The number of entries held (referenced or not), root included.
+    pub fn len(&self) -> usize {
+        self.by_ino.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ino.is_empty()
+    }
+
+    /// The inode of a remote object seen under `name` in `parent`: the existing one (with
+    /// its parent, name and metadata refreshed) or a new, unreferenced one.
+    pub fn upsert(&mut self, parent: Ino, name: &str, node: Node, id: &Id) -> Ino {
+        let key = Key::Remote(id.clone());
+        if let Some(&ino) = self.by_key.get(&key)
+            && let Some(inode) = self.by_ino.get_mut(&ino)
+        {
+            if inode.node.content_differs(&node) {
+                inode.content_version += 1;
+            }
+            if inode.ino != ROOT_INO {
+                inode.parent = parent;
+                inode.name.clear();
+                inode.name.push_str(name);
+                inode.node = node;
+            }
+            self.unreferenced.promote(&ino);
+            return ino;
+        }
+        self.insert(parent, name, key, node)
+    }
+
+    /// Creates an entry for an object that exists only in the mount.
+    pub fn insert_local(&mut self, parent: Ino, name: &str, node: Node) -> Ino {
+        let key = Key::Local(self.next_ino);
+        self.insert(parent, name, key, node)
+    }
+
+    /// Gives an entry a new key (a local file the server now stores under `id`).
+    pub fn rekey(&mut self, ino: Ino, key: Key) {
+        let Some(inode) = self.by_ino.get_mut(&ino) else {
+            return;
+        };
+        if self.by_key.get(&inode.key) == Some(&ino) {
+            self.by_key.remove(&inode.key);
+        }
+        inode.key = key.clone();
+        self.by_key.insert(key, ino);
+    }
+
+    fn insert(&mut self, parent: Ino, name: &str, key: Key, node: Node) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let inode = Inode {
+            ino,
+            parent,
+            name: name.to_string(),
+            key: key.clone(),
+            node,
+            lookups: 0,
+            pins: 0,
+            content_version: 0,
+            cached_version: None,
+        };
+        self.by_key.insert(key, ino);
+        self.by_ino.insert(ino, inode);
+        self.release_if_unreferenced(ino);
+        ino
+    }
+
+    /// The kernel took `n` more references (lookup, readdirplus entry, create).
+    pub fn add_lookups(&mut self, ino: Ino, n: u64) {
+        if let Some(inode) = self.by_ino.get_mut(&ino) {
+            inode.lookups += n;
+            self.unreferenced.pop(&ino);
+        }
+    }
+
+    /// The kernel dropped `n` references.
+    pub fn forget(&mut self, ino: Ino, n: u64) {
+        if let Some(inode) = self.by_ino.get_mut(&ino) {
+            inode.lookups = inode.lookups.saturating_sub(n);
+            self.release_if_unreferenced(ino);
+        }
+    }
+
+    /// An open handle holds the entry.
+    pub fn pin(&mut self, ino: Ino) {
+        if let Some(inode) = self.by_ino.get_mut(&ino) {
+            inode.pins += 1;
+            self.unreferenced.pop(&ino);
+        }
+    }
+
+    pub fn unpin(&mut self, ino: Ino) {
+        if let Some(inode) = self.by_ino.get_mut(&ino) {
+            inode.pins = inode.pins.saturating_sub(1);
+            self.release_if_unreferenced(ino);
+        }
+    }
+
+    /// At open: whether the kernel may keep the pages it cached of this file (FOPEN_KEEP_CACHE),
+    /// that is whether the content is unchanged since the previous open.
+    pub fn open_keep_cache(&mut self, ino: Ino) -> bool {
+        let Some(inode) = self.by_ino.get_mut(&ino) else {
+            return false;
+        };
+        let keep = inode.cached_version == Some(inode.content_version);
+        inode.cached_version = Some(inode.content_version);
+        keep
+    }
+
+    /// Marks the content of an entry changed (the write side, after an upload).
+    pub fn content_changed(&mut self, ino: Ino) {
+        if let Some(inode) = self.by_ino.get_mut(&ino) {
+            inode.content_version += 1;
+        }
+    }
+
+    /// The path of an entry from the mount's root, for log lines ("?" for missing links).
+    pub fn path_of(&self, ino: Ino) -> String {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT_INO && parts.len() < 256 {
+            match self.by_ino.get(&cur) {
+                Some(inode) => {
+                    parts.push(inode.name.as_str());
+                    cur = inode.parent;
+                }
+                None => {
+                    parts.push("?");
+                    break;
+                }
+            }
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
+    fn release_if_unreferenced(&mut self, ino: Ino) {
+        let Some(inode) = self.by_ino.get(&ino) else {
+            return;
+        };
+        if ino == ROOT_INO || inode.lookups > 0 || inode.pins > 0 {
+            return;
+        }
+        self.unreferenced.put(ino, ());
+        // The entry just released stays even beyond the capacity: its caller may be about to
+        // hand its number to the kernel.
+        while self.unreferenced.len() > self.capacity {
+            match self.unreferenced.peek_lru() {
+                Some((&old, ())) if old != ino => {}
+                _ => break,
+            }
+            let Some((old, ())) = self.unreferenced.pop_lru() else {
+                break;
+            };
+            if let Some(gone) = self.by_ino.remove(&old)
+                && self.by_key.get(&gone.key) == Some(&old)
+            {
+                self.by_key.remove(&gone.key);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub fn lookups(&self, ino: Ino) -> u64 {
+        self.by_ino.get(&ino).map_or(0, |i| i.lookups)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(id: &str) -> Node {
+        Node::Folder(Folder {
+            id: Id::new(id),
+            name: id.to_string(),
+            created_at: None,
+            updated_at: None,
+        })
+    }
+
+    #[test]
+    fn one_inode_per_remote_id() {
+        let mut t = InodeTable::new(10);
+        let a = t.upsert(ROOT_INO, "a", folder("A"), &Id::new("A"));
+        let again = t.upsert(ROOT_INO, "a-renamed", folder("A"), &Id::new("A"));
+        assert_eq!(a, again);
+        assert_eq!(t.get(a).unwrap().name, "a-renamed");
+        let b = t.upsert(a, "b", folder("B"), &Id::new("B"));
+        assert_ne!(a, b);
+        assert_eq!(t.path_of(b), "/a-renamed/b");
+    }
+
+    #[test]
+    fn referenced_entries_are_never_dropped_and_numbers_never_reused() {
+        let mut t = InodeTable::new(2);
+        let kept = t.upsert(ROOT_INO, "kept", folder("K"), &Id::new("K"));
+        t.add_lookups(kept, 1);
+        let mut seen = vec![kept];
+        for i in 0..10 {
+            let id = Id::new(format!("X{i}"));
+            seen.push(t.upsert(ROOT_INO, "x", folder(id.as_str()), &id));
+        }
+        assert!(t.get(kept).is_some());
+        assert_eq!(
+            t.len(),
+            1 + 1 + 2,
+            "root, the referenced entry and an LRU of 2"
+        );
+        let mut sorted = seen.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seen.len());
+
+        t.forget(kept, 1);
+        for i in 10..13 {
+            let id = Id::new(format!("X{i}"));
+            let ino = t.upsert(ROOT_INO, "x", folder(id.as_str()), &id);
+            assert!(!seen.contains(&ino));
+        }
+        assert!(
+            t.get(kept).is_none(),
+            "forgotten entries age out of the LRU"
+        );
+    }
+
+    #[test]
+    fn pinned_entries_stay_and_new_entries_survive_until_referenced() {
+        let mut t = InodeTable::new(0);
+        let a = t.upsert(ROOT_INO, "a", folder("A"), &Id::new("A"));
+        assert!(
+            t.get(a).is_some(),
+            "the newest entry survives until its caller takes it"
+        );
+        t.pin(a);
+        let b = t.upsert(ROOT_INO, "b", folder("B"), &Id::new("B"));
+        let c = t.upsert(ROOT_INO, "c", folder("C"), &Id::new("C"));
+        assert!(t.get(a).is_some(), "pinned");
+        assert!(t.get(b).is_none(), "unreferenced and older than the newest");
+        assert!(t.get(c).is_some());
+        t.unpin(a);
+        t.upsert(ROOT_INO, "d", folder("D"), &Id::new("D"));
+        assert!(t.get(a).is_none());
+    }
+
+    #[test]
+    fn keep_cache_only_while_the_content_is_unchanged() {
+        let mut t = InodeTable::new(10);
+        let mut rf = RemoteFile {
+            file: File {
+                id: Id::new("F"),
+                name: "f".into(),
+                basename: None,
+                url: None,
+                full_url: None,
+                indirect_url: None,
+                size: None,
+                mime_type: None,
+                folder_id: None,
+                created_at: None,
+                updated_at: None,
+            },
+            exact_size: Some(10),
+        };
+        let f = t.upsert(ROOT_INO, "f", Node::File(rf.clone()), &Id::new("F"));
+        t.add_lookups(f, 1);
+        assert!(!t.open_keep_cache(f), "first open: nothing cached yet");
+        assert!(t.open_keep_cache(f));
+        rf.exact_size = Some(11);
+        t.upsert(ROOT_INO, "f", Node::File(rf), &Id::new("F"));
+        assert!(!t.open_keep_cache(f));
+        assert!(t.open_keep_cache(f));
+    }
+}

@@ -1,0 +1,348 @@
+//! Test doubles of [`Remote`]: an in-memory library ([`MemRemote`]) that counts requests and
+//! can ignore Range headers, and a failure-injecting wrapper ([`Faulty`]) that breaks
+//! listings and download bodies on demand.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use parking_lot::Mutex;
+
+use crate::api::{ApiError, Download, File, Folder, Id, Listing, Remote, SizeHint};
+
+#[derive(Default)]
+struct Library {
+    /// (parent, folder) in creation order.
+    folders: Vec<(Id, Folder)>,
+    files: Vec<(File, Arc<Vec<u8>>)>,
+    next_id: u64,
+}
+
+/// An in-memory Cloudify library.
+#[derive(Default)]
+pub struct MemRemote {
+    lib: Mutex<Library>,
+    lists: AtomicUsize,
+    heads: AtomicUsize,
+    numeric_sizes: AtomicBool,
+    ignore_range: AtomicBool,
+    /// Sleep inside `list_folder`, so concurrent callers overlap.
+    list_delay: Mutex<Duration>,
+}
+
+fn date() -> chrono::NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 2, 4)
+        .and_then(|d| d.and_hms_opt(15, 26, 17))
+        .unwrap_or_default()
+}
+
+impl MemRemote {
+    pub fn new() -> MemRemote {
+        MemRemote::default()
+    }
+
+    fn next_id(lib: &mut Library) -> Id {
+        lib.next_id += 1;
+        Id::new(format!("0190aaaa-0000-7000-8000-{:012x}", lib.next_id))
+    }
+
+    pub fn add_folder(&self, parent: &Id, name: &str) -> Id {
+        let mut lib = self.lib.lock();
+        let id = Self::next_id(&mut lib);
+        let folder = Folder {
+            id: id.clone(),
+            name: name.to_string(),
+            created_at: Some(date()),
+            updated_at: Some(date()),
+        };
+        lib.folders.push((parent.clone(), folder));
+        id
+    }
+
+    pub fn add_file(&self, folder: &Id, name: &str, ext: &str, bytes: Vec<u8>) -> Id {
+        let mut lib = self.lib.lock();
+        let id = Self::next_id(&mut lib);
+        let basename = format!("{}.{ext}", name.to_lowercase().replace(' ', "-"));
+        let file = File {
+            id: id.clone(),
+            name: name.to_string(),
+            basename: Some(basename.clone()),
+            url: Some(format!("f/{basename}")),
+            full_url: Some(format!("http://storage.invalid/{id}")),
+            indirect_url: Some(format!("http://site.invalid/media/files/x/{id}")),
+            size: None,
+            mime_type: None,
+            folder_id: Some(folder.clone()),
+            created_at: Some(date()),
+            updated_at: Some(date()),
+        };
+        lib.files.push((file, Arc::new(bytes)));
+        id
+    }
+
+    /// Listings carry numeric (exact) sizes instead of rounded text.
+    pub fn set_numeric_sizes(&self, on: bool) {
+        self.numeric_sizes.store(on, Ordering::SeqCst);
+    }
+
+    /// Downloads ignore the requested range and send the whole file.
+    pub fn set_ignore_range(&self, on: bool) {
+        self.ignore_range.store(on, Ordering::SeqCst);
+    }
+
+    pub fn set_list_delay(&self, d: Duration) {
+        *self.list_delay.lock() = d;
+    }
+
+    pub fn lists(&self) -> usize {
+        self.lists.load(Ordering::SeqCst)
+    }
+
+    pub fn heads(&self) -> usize {
+        self.heads.load(Ordering::SeqCst)
+    }
+
+    /// The listing of a folder, without counting a request.
+    pub fn list_folder_now(&self, folder: &Id) -> Listing {
+        let lib = self.lib.lock();
+        let numeric = self.numeric_sizes.load(Ordering::SeqCst);
+        let folders = lib
+            .folders
+            .iter()
+            .filter(|(p, _)| p == folder)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let files = lib
+            .files
+            .iter()
+            .filter(|(f, _)| f.folder_id.as_ref() == Some(folder))
+            .map(|(f, bytes)| {
+                let mut f = f.clone();
+                let n = bytes.len() as u64;
+                f.size = Some(if numeric {
+                    SizeHint::Exact(n)
+                } else {
+                    SizeHint::Approx(n.div_ceil(1024) * 1024)
+                });
+                f
+            })
+            .collect();
+        Listing { folders, files }
+    }
+
+    fn bytes_of(&self, id: &Id) -> Option<Arc<Vec<u8>>> {
+        let lib = self.lib.lock();
+        lib.files
+            .iter()
+            .find(|(f, _)| &f.id == id)
+            .map(|(_, b)| b.clone())
+    }
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::NotFound {
+        context: what.to_string(),
+        message: "not found".to_string(),
+    }
+}
+
+fn unsupported() -> ApiError {
+    ApiError::Protocol {
+        context: "memory remote".to_string(),
+        message: "not supported by the test double".to_string(),
+    }
+}
+
+impl Remote for MemRemote {
+    fn list_folder(&self, folder: &Id) -> Result<Listing, ApiError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.list_delay.lock();
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        Ok(self.list_folder_now(folder))
+    }
+
+    fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
+        let lib = self.lib.lock();
+        lib.folders
+            .iter()
+            .find(|(_, f)| &f.id == id)
+            .map(|(_, f)| f.clone())
+            .ok_or_else(|| not_found("GET folder"))
+    }
+
+    fn create_folder(&self, _parent: &Id, _name: &str) -> Result<Folder, ApiError> {
+        Err(unsupported())
+    }
+
+    fn trash_folder(&self, _id: &Id) -> Result<(), ApiError> {
+        Err(unsupported())
+    }
+
+    fn delete_folder(&self, _id: &Id) -> Result<(), ApiError> {
+        Err(unsupported())
+    }
+
+    fn upload_file(&self, _folder: &Id, _name: &str, _path: &Path) -> Result<File, ApiError> {
+        Err(unsupported())
+    }
+
+    fn trash_file(&self, _id: &Id) -> Result<(), ApiError> {
+        Err(unsupported())
+    }
+
+    fn delete_file(&self, _id: &Id) -> Result<(), ApiError> {
+        Err(unsupported())
+    }
+
+    fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
+        self.heads.fetch_add(1, Ordering::SeqCst);
+        let bytes = self.bytes_of(&file.id).ok_or_else(|| not_found("HEAD"))?;
+        Ok(Some(bytes.len() as u64))
+    }
+
+    fn download(&self, file: &File, offset: u64, end: Option<u64>) -> Result<Download, ApiError> {
+        let bytes = self
+            .bytes_of(&file.id)
+            .ok_or_else(|| not_found("GET content"))?;
+        let len = bytes.len() as u64;
+        let (start, stop) = if self.ignore_range.load(Ordering::SeqCst) {
+            (0, len)
+        } else {
+            (offset.min(len), end.unwrap_or(len).min(len))
+        };
+        let body = bytes[start as usize..stop.max(start) as usize].to_vec();
+        Ok(Download {
+            start,
+            total_len: Some(len),
+            body: Box::new(io::Cursor::new(body)),
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+/// A reader that fails with ConnectionReset after `left` bytes.
+struct BreakingBody {
+    inner: Box<dyn Read + Send>,
+    left: u64,
+}
+
+impl Read for BreakingBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "injected break",
+            ));
+        }
+        let max = buf.len().min(self.left as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Wraps a remote and injects failures.
+pub struct Faulty<R> {
+    pub inner: R,
+    /// Errors the next listings answer with, front first.
+    list_errors: Mutex<Vec<ApiError>>,
+    /// For the next `n` downloads, the body breaks after `after` bytes.
+    breaks: Mutex<(usize, u64)>,
+    /// Downloads per file id, for assertions.
+    pub downloads_by_id: Mutex<HashMap<Id, usize>>,
+}
+
+impl<R: Remote> Faulty<R> {
+    pub fn new(inner: R) -> Faulty<R> {
+        Faulty {
+            inner,
+            list_errors: Mutex::new(Vec::new()),
+            breaks: Mutex::new((0, 0)),
+            downloads_by_id: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn fail_next_list(&self, e: ApiError) {
+        self.list_errors.lock().push(e);
+    }
+
+    pub fn break_next_bodies(&self, n: usize, after: u64) {
+        *self.breaks.lock() = (n, after);
+    }
+}
+
+impl<R: Remote> Remote for Faulty<R> {
+    fn list_folder(&self, folder: &Id) -> Result<Listing, ApiError> {
+        let injected = {
+            let mut errors = self.list_errors.lock();
+            (!errors.is_empty()).then(|| errors.remove(0))
+        };
+        match injected {
+            Some(e) => Err(e),
+            None => self.inner.list_folder(folder),
+        }
+    }
+
+    fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
+        self.inner.get_folder(id)
+    }
+
+    fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
+        self.inner.create_folder(parent, name)
+    }
+
+    fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.trash_folder(id)
+    }
+
+    fn delete_folder(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.delete_folder(id)
+    }
+
+    fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError> {
+        self.inner.upload_file(folder, name, path)
+    }
+
+    fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.trash_file(id)
+    }
+
+    fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.delete_file(id)
+    }
+
+    fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
+        self.inner.content_length(file)
+    }
+
+    fn download(&self, file: &File, offset: u64, end: Option<u64>) -> Result<Download, ApiError> {
+        *self
+            .downloads_by_id
+            .lock()
+            .entry(file.id.clone())
+            .or_default() += 1;
+        let mut d = self.inner.download(file, offset, end)?;
+        let mut breaks = self.breaks.lock();
+        if breaks.0 > 0 {
+            breaks.0 -= 1;
+            d.body = Box::new(BreakingBody {
+                inner: d.body,
+                left: breaks.1,
+            });
+        }
+        Ok(d)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
+}

@@ -1,0 +1,220 @@
+//! Tests of the filesystem core, driven without a kernel over the in-memory remote.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::testing::{Faulty, MemRemote};
+use super::*;
+use crate::api::ApiError;
+
+fn config() -> FsConfig {
+    let mut c = FsConfig::new(std::env::temp_dir().join("cloudify-fs-unit-unused"));
+    c.uid = 1000;
+    c.gid = 1000;
+    c
+}
+
+fn fs_over(remote: Arc<dyn Remote>) -> CloudifyFs {
+    CloudifyFs::with_size_cache(config(), remote, SizeCache::disabled())
+}
+
+/// `readdir` of a whole directory: (name, ino, attr) of every entry after "." and "..".
+fn list(fs: &CloudifyFs, ino: Ino, plus: bool) -> Vec<(String, Ino, Attr)> {
+    let fh = fs.opendir(ino).unwrap().fh;
+    let mut out = Vec::new();
+    fs.readdir(ino, fh, 0, plus, |item| {
+        out.push((item.name.to_string(), item.ino, item.entry.attr));
+        false
+    })
+    .unwrap();
+    fs.releasedir(fh);
+    out.drain(..2);
+    out
+}
+
+fn library() -> (Arc<MemRemote>, Id) {
+    let remote = Arc::new(MemRemote::new());
+    let docs = remote.add_folder(&Id::root(), "Docs");
+    remote.add_file(&Id::root(), "readme", "txt", b"hello\n".to_vec());
+    remote.add_file(&docs, "Report", "pdf", vec![9; 3000]);
+    remote.add_file(&docs, "report", "pdf", vec![8; 10]);
+    (remote, docs)
+}
+
+#[test]
+fn lookup_and_getattr_show_exact_sizes_and_configured_owner() {
+    let (remote, _) = library();
+    let fs = fs_over(remote.clone());
+    let docs = fs.lookup(ROOT_INO, OsStr::new("Docs")).unwrap();
+    assert_eq!(docs.attr.kind, Kind::Directory);
+    assert_eq!(docs.attr.perm, 0o755);
+    let readme = fs.lookup(ROOT_INO, OsStr::new("readme.txt")).unwrap();
+    assert_eq!(readme.attr.size, 6, "exact, not the rounded listing size");
+    assert_eq!(readme.attr.blocks, 1);
+    assert_eq!(
+        (readme.attr.uid, readme.attr.gid, readme.attr.perm),
+        (1000, 1000, 0o644)
+    );
+    assert_eq!(readme.ttl, Duration::from_secs(1));
+    assert_eq!(fs.getattr(readme.attr.ino).unwrap().attr, readme.attr);
+    assert_eq!(remote.lists(), 1);
+
+    let err = fs.lookup(ROOT_INO, OsStr::new("missing")).unwrap_err();
+    assert_eq!(err.errno(), libc::ENOENT);
+}
+
+#[test]
+fn readdirplus_counts_lookups_and_names_collisions() {
+    let (remote, _) = library();
+    let fs = fs_over(remote.clone());
+    let docs = fs.lookup(ROOT_INO, OsStr::new("Docs")).unwrap().attr.ino;
+    let entries = list(&fs, docs, true);
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(names.len(), 2);
+    assert_eq!(names[0], "Report.pdf");
+    assert!(
+        names[1].starts_with("report~") && names[1].ends_with(".pdf"),
+        "{names:?}"
+    );
+    assert_eq!(entries[0].2.size, 3000);
+    assert_eq!(entries[1].2.size, 10);
+    for (_, ino, _) in &entries {
+        assert_eq!(fs.inodes.lock().lookups(*ino), 1);
+    }
+    // Plain readdir hands out numbers without references.
+    let again = list(&fs, docs, false);
+    assert_eq!(again[0].1, entries[0].1, "one inode per remote id");
+    assert_eq!(fs.inodes.lock().lookups(entries[0].1), 1);
+    assert_eq!(remote.lists(), 2, "root and Docs, each listed once");
+}
+
+#[test]
+fn readdir_stops_when_the_buffer_is_full_and_resumes_at_the_offset() {
+    let remote = Arc::new(MemRemote::new());
+    for i in 0..10 {
+        remote.add_file(&Id::root(), &format!("f{i}"), "txt", vec![1]);
+    }
+    let fs = fs_over(remote);
+    let fh = fs.opendir(ROOT_INO).unwrap().fh;
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let mut batch = 0;
+        let mut next = offset;
+        fs.readdir(ROOT_INO, fh, offset, true, |item| {
+            if batch == 3 {
+                return true;
+            }
+            batch += 1;
+            next = item.next_offset;
+            seen.push((item.name.to_string(), item.ino));
+            false
+        })
+        .unwrap();
+        if batch == 0 {
+            break;
+        }
+        offset = next;
+    }
+    assert_eq!(seen.len(), 12);
+    let lookups: u64 = seen[2..]
+        .iter()
+        .map(|(_, ino)| fs.inodes.lock().lookups(*ino))
+        .sum();
+    assert_eq!(lookups, 10, "only entries the kernel received count");
+}
+
+#[test]
+fn forgotten_entries_keep_their_number_while_cached() {
+    let (remote, _) = library();
+    let fs = fs_over(remote);
+    let a = fs
+        .lookup(ROOT_INO, OsStr::new("readme.txt"))
+        .unwrap()
+        .attr
+        .ino;
+    fs.forget(a, 1);
+    let b = fs
+        .lookup(ROOT_INO, OsStr::new("readme.txt"))
+        .unwrap()
+        .attr
+        .ino;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn open_and_read_return_the_bytes() {
+    let (remote, _) = library();
+    let fs = fs_over(remote);
+    let ino = fs
+        .lookup(ROOT_INO, OsStr::new("readme.txt"))
+        .unwrap()
+        .attr
+        .ino;
+    let o = fs.open(ino, libc::O_RDONLY).unwrap();
+    assert!(!o.keep_cache);
+    assert_eq!(fs.read(o.fh, 0, 4096).unwrap(), b"hello\n");
+    assert_eq!(fs.read(o.fh, 6, 4096).unwrap(), b"");
+    fs.release(o.fh);
+    let o2 = fs.open(ino, libc::O_RDONLY).unwrap();
+    assert!(o2.keep_cache, "unchanged content keeps the page cache");
+    fs.release(o2.fh);
+    assert_eq!(fs.read(o.fh, 0, 1).unwrap_err().errno(), libc::EBADF);
+}
+
+#[test]
+fn changes_answer_erofs() {
+    let (remote, _) = library();
+    let fs = fs_over(remote);
+    let ino = fs
+        .lookup(ROOT_INO, OsStr::new("readme.txt"))
+        .unwrap()
+        .attr
+        .ino;
+    for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC] {
+        assert_eq!(fs.open(ino, flags).unwrap_err().errno(), libc::EROFS);
+    }
+    let name = OsStr::new("x");
+    assert_eq!(fs.mkdir(ROOT_INO, name).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(
+        fs.create(ROOT_INO, name, 0).unwrap_err().errno(),
+        libc::EROFS
+    );
+    assert_eq!(fs.unlink(ROOT_INO, name).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(fs.rmdir(ROOT_INO, name).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(
+        fs.rename(ROOT_INO, name, ROOT_INO, name, 0)
+            .unwrap_err()
+            .errno(),
+        libc::EROFS
+    );
+    assert_eq!(fs.setattr(ino, Some(0)).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(
+        fs.open(ROOT_INO, libc::O_RDONLY).unwrap_err().errno(),
+        libc::EISDIR
+    );
+}
+
+#[test]
+fn a_refused_key_gives_eacces() {
+    let remote = Arc::new(Faulty::new(MemRemote::new()));
+    remote.fail_next_list(ApiError::Unauthorized {
+        context: "GET /media/folders".into(),
+        status: 403,
+        message: "This action is unauthorized.".into(),
+    });
+    let fs = fs_over(remote);
+    assert_eq!(fs.opendir(ROOT_INO).unwrap_err().errno(), libc::EACCES);
+    assert!(fs.opendir(ROOT_INO).is_ok(), "errors are not cached");
+}
+
+#[test]
+fn statfs_reports_plenty_of_room() {
+    let fs = fs_over(Arc::new(MemRemote::new()));
+    let s = fs.statfs();
+    assert_eq!(s.bsize, 4096);
+    assert_eq!(s.namelen, 255);
+    assert!(s.bavail * u64::from(s.bsize) >= 1 << 50);
+    assert!(s.ffree > 1_000_000);
+}
