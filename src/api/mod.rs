@@ -10,6 +10,7 @@
 pub mod client;
 pub mod model;
 mod paging;
+mod response;
 pub mod retry;
 
 use std::io::Read;

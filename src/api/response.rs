@@ -1,0 +1,396 @@
+//! What the client makes of an answer: the classification of API responses and of storage
+//! responses into results, retries and [`ApiError`]s, and the byte-range bookkeeping of
+//! downloads. Kept apart from the request side in `client.rs` so that the rules read in one
+//! place.
+
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::blocking::Response;
+use reqwest::header;
+use serde_json::Value;
+
+use super::model::Envelope;
+use super::retry::parse_retry_after;
+use super::{ApiError, Download};
+
+/// Whether a call may be sent again after a failure whose effect on the server is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Safety {
+    /// GET, HEAD, DELETE, PATCH trash: repeating them changes nothing more.
+    Idempotent,
+    /// Upload and folder create: a repeat after a lost answer would create a duplicate
+    /// ("name-1"), so they are retried only when the request certainly was not processed.
+    Once,
+}
+
+/// What one attempt of a call came to.
+pub(super) enum Attempt<T> {
+    Done(T),
+    /// Worth another try, after `after` if the server said (`Retry-After`).
+    Retry {
+        error: ApiError,
+        after: Option<Duration>,
+    },
+    Fail(ApiError),
+}
+
+/// The text of a reqwest error without its URL, with its causes.
+pub(super) fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else {
+        error.to_string()
+    };
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A request that got no answer. Connect errors are always worth a retry (nothing reached
+/// the server); anything later (a timeout, a connection reset mid-way) is retried only for
+/// idempotent calls: the server may have processed an upload or folder create whose answer
+/// was lost, and a blind repeat would leave a "name-1" duplicate. The caller gets a
+/// `Network` error then and decides (for example by listing the folder).
+pub(super) fn send_failure<T>(error: reqwest::Error, context: &str, safety: Safety) -> Attempt<T> {
+    let error = error.without_url();
+    let mut message = describe(&error);
+    if error.is_connect() || safety == Safety::Idempotent {
+        return Attempt::Retry {
+            error: ApiError::Network {
+                context: context.to_string(),
+                message,
+            },
+            after: None,
+        };
+    }
+    message.push_str(" (the server may have processed the request; not repeated)");
+    Attempt::Fail(ApiError::Network {
+        context: context.to_string(),
+        message,
+    })
+}
+
+pub(super) fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, SystemTime::now())
+}
+
+pub(super) fn header_u64(response: &Response, name: header::HeaderName) -> Option<u64> {
+    response
+        .headers()
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The message of an error body when it is JSON, else a short note of what came.
+pub(super) fn error_message(body: &[u8], status: StatusCode) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(Envelope::from_json)
+        .and_then(|e| e.message)
+        .unwrap_or_else(|| format!("HTTP {status} without a JSON message"))
+}
+
+/// Turns an API response into the envelope of a success or a classified error.
+pub(super) fn api_answer(response: Response, context: &str, safety: Safety) -> Attempt<Envelope> {
+    let status = response.status();
+    let after = retry_after(&response);
+    log::debug!("{context} -> {status}");
+    let err = |make: fn(String, String) -> ApiError, message: String| {
+        Attempt::Fail(make(context.to_string(), message))
+    };
+
+    if status.is_redirection() {
+        return err(
+            protocol,
+            format!(
+                "the server redirected (HTTP {status}): the Accept header was lost on the way or \
+             the URL is not the Cloudify API base"
+            ),
+        );
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let error = ApiError::RateLimited {
+            context: context.to_string(),
+        };
+        return Attempt::Retry { error, after };
+    }
+
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type")
+        .to_string();
+    let body = match response.bytes() {
+        Ok(body) => body,
+        Err(error) => return send_failure(error, context, safety),
+    };
+
+    if status.is_server_error() {
+        let error = ApiError::Server {
+            context: context.to_string(),
+            status: status.as_u16(),
+            message: error_message(&body, status),
+        };
+        // 503 is what Laravel's maintenance mode and overloaded proxies answer before the
+        // application ran, so even a create may be repeated; other 5xx may come after the
+        // work was done.
+        if safety == Safety::Idempotent || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Attempt::Retry { error, after };
+        }
+        return Attempt::Fail(error);
+    }
+    if !status.is_success() {
+        return client_error(status, error_message(&body, status), context);
+    }
+
+    if status == StatusCode::NO_CONTENT || body.trim_ascii().is_empty() {
+        // Not Cloudify's habit, but a bodiless success of a DELETE means what it says.
+        return Attempt::Done(Envelope::default());
+    }
+    let Some(envelope) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(Envelope::from_json)
+    else {
+        return err(
+            protocol,
+            format!("the answer is not JSON ({content_type}): is the URL the Cloudify API base?"),
+        );
+    };
+    match envelope.error {
+        Some(true) => Attempt::Fail(soft_error(context, envelope.message)),
+        Some(false) => Attempt::Done(envelope),
+        None if envelope.data.is_some() => Attempt::Done(envelope),
+        None => err(protocol, "JSON without `error` or `data`".to_string()),
+    }
+}
+
+pub(super) fn protocol(context: String, message: String) -> ApiError {
+    ApiError::Protocol { context, message }
+}
+
+/// A 4xx other than 429.
+pub(super) fn client_error<T>(status: StatusCode, message: String, context: &str) -> Attempt<T> {
+    let context = context.to_string();
+    Attempt::Fail(match status.as_u16() {
+        401 | 403 => ApiError::Unauthorized {
+            context,
+            status: status.as_u16(),
+            message,
+        },
+        // Laravel answers a wrong method on an existing path with 404 too.
+        404 | 405 | 410 => ApiError::NotFound { context, message },
+        400 | 422 => ApiError::Invalid { context, message },
+        413 => ApiError::TooLarge { context, message },
+        _ => ApiError::Protocol {
+            context,
+            message: format!("unexpected HTTP {status}: {message}"),
+        },
+    })
+}
+
+/// HTTP 200 with `error: true`: an upload refused for its type or size, or another refusal.
+pub(super) fn soft_error(context: &str, message: Option<String>) -> ApiError {
+    let context = context.to_string();
+    let message = message.unwrap_or_else(|| "refused without a message".to_string());
+    let lower = message.to_lowercase();
+    if lower.contains("too big") || lower.contains("too large") {
+        ApiError::TooLarge { context, message }
+    } else if lower.contains("file type") || lower.contains("not allowed") {
+        ApiError::TypeNotAllowed { context, message }
+    } else {
+        ApiError::Refused { context, message }
+    }
+}
+
+/// The outcome of a storage response with an error or redirect status; `None` when the
+/// response is to be looked at by the caller (2xx, 416, and 405/501 which say that the
+/// method, for example HEAD, is not supported).
+pub(super) fn storage_status<T>(response: &Response, context: &str) -> Option<Attempt<T>> {
+    let status = response.status();
+    log::debug!("{context} -> {status}");
+    if status.is_success() || matches!(status.as_u16(), 405 | 416 | 501) {
+        return None;
+    }
+    let message = format!("storage answered HTTP {status}");
+    let after = retry_after(response);
+    Some(match status.as_u16() {
+        429 => Attempt::Retry {
+            error: ApiError::RateLimited {
+                context: context.to_string(),
+            },
+            after,
+        },
+        408 => Attempt::Retry {
+            error: ApiError::Network {
+                context: context.to_string(),
+                message,
+            },
+            after,
+        },
+        500..=599 => Attempt::Retry {
+            error: ApiError::Server {
+                context: context.to_string(),
+                status: status.as_u16(),
+                message,
+            },
+            after,
+        },
+        300..=399 => Attempt::Fail(protocol(
+            context.to_string(),
+            format!("{message}: too many or unusable redirects"),
+        )),
+        _ => client_error(status, message, context),
+    })
+}
+
+/// `Content-Range: bytes START-END/TOTAL` or `bytes */TOTAL`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct ContentRange {
+    pub start: Option<u64>,
+    pub total: Option<u64>,
+}
+
+pub(super) fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    let start = match range.trim() {
+        "*" => None,
+        r => Some(r.split_once('-')?.0.trim().parse().ok()?),
+    };
+    Some(ContentRange { start, total })
+}
+
+pub(super) fn content_range(response: &Response) -> Option<ContentRange> {
+    parse_content_range(
+        response
+            .headers()
+            .get(header::CONTENT_RANGE)?
+            .to_str()
+            .ok()?,
+    )
+}
+
+/// The `Range` header for `offset..end`.
+pub(super) fn range_header(offset: u64, end: Option<u64>) -> String {
+    match end {
+        Some(end) if end > offset => format!("bytes={offset}-{}", end - 1),
+        _ => format!("bytes={offset}-"),
+    }
+}
+
+/// Turns a successful download response into a [`Download`].
+pub(super) fn download_from(response: Response, offset: u64, context: &str) -> Attempt<Download> {
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {
+            let range = content_range(&response);
+            let start = range.as_ref().and_then(|r| r.start).unwrap_or(offset);
+            if start > offset {
+                return Attempt::Fail(protocol(
+                    context.to_string(),
+                    format!("asked for bytes from {offset}, storage sent from {start}"),
+                ));
+            }
+            Attempt::Done(Download {
+                start,
+                total_len: range.and_then(|r| r.total),
+                body: Box::new(response),
+            })
+        }
+        // Nothing left at this offset: the file ends before it.
+        StatusCode::RANGE_NOT_SATISFIABLE => Attempt::Done(Download {
+            start: offset,
+            total_len: content_range(&response).and_then(|r| r.total),
+            body: Box::new(io::empty()),
+        }),
+        // The storage ignored Range and sends the whole file; the caller skips ahead.
+        status if status.is_success() => Attempt::Done(Download {
+            start: 0,
+            total_len: header_u64(&response, header::CONTENT_LENGTH),
+            body: Box::new(response),
+        }),
+        status => Attempt::Fail(protocol(
+            context.to_string(),
+            format!("storage answered HTTP {status}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        let parse = parse_content_range;
+        assert_eq!(
+            parse("bytes 10-19/100"),
+            Some(ContentRange {
+                start: Some(10),
+                total: Some(100)
+            })
+        );
+        assert_eq!(
+            parse("bytes 0-0/*"),
+            Some(ContentRange {
+                start: Some(0),
+                total: None
+            })
+        );
+        assert_eq!(
+            parse("bytes */42"),
+            Some(ContentRange {
+                start: None,
+                total: Some(42)
+            })
+        );
+        assert_eq!(parse("items 1-2/3"), None);
+        assert_eq!(parse("bytes x-y/z"), None);
+    }
+
+    #[test]
+    fn range_headers() {
+        assert_eq!(range_header(0, None), "bytes=0-");
+        assert_eq!(range_header(5, Some(10)), "bytes=5-9");
+        assert_eq!(range_header(5, Some(5)), "bytes=5-");
+    }
+
+    #[test]
+    fn soft_errors_are_classified_by_message() {
+        let kind = |m: &str| match soft_error("c", Some(m.to_string())) {
+            ApiError::TooLarge { .. } => "large",
+            ApiError::TypeNotAllowed { .. } => "type",
+            ApiError::Refused { .. } => "refused",
+            _ => "other",
+        };
+        assert_eq!(kind("File is too big. Max file upload is 2MB"), "large");
+        assert_eq!(kind("The POST data is too large."), "large");
+        assert_eq!(
+            kind("The file type is not allowed. Please upload a valid file format."),
+            "type"
+        );
+        assert_eq!(kind("Error when deleting selected item(s)"), "refused");
+        assert!(matches!(soft_error("c", None), ApiError::Refused { .. }));
+    }
+}
