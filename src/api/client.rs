@@ -160,6 +160,9 @@ fn redact_url_text(text: &str) -> String {
 }
 
 impl Client {
+    /// Builds the two HTTP clients. An unusable URL or key is an `ApiError::Local` that says
+    /// what is wrong (without the key). Like every blocking reqwest client, it must be
+    /// created, used and dropped outside an async runtime.
     pub fn new(config: ClientConfig) -> Result<Client, ApiError> {
         let base = normalise_base(&config.base_url)?;
         let build_error = |e: reqwest::Error| ApiError::Local {
