@@ -77,7 +77,12 @@ impl TestServer {
         let log = std::fs::File::create(&stderr_log).expect("log file");
 
         let mut cmd = Command::new(server_bin());
-        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data").arg(&data_dir);
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data")
+            .arg(&data_dir);
+        // Tests may flip faults at run time (`POST /_server/control`).
+        cmd.arg("--test-control");
         if !opts.no_default_key {
             cmd.arg("--key").arg(TEST_KEY);
         }
@@ -133,6 +138,28 @@ impl TestServer {
         serde_json::from_str(&body).expect("stats JSON")
     }
 
+    /// Resets the request counters (`POST /_server/stats/reset`).
+    pub fn reset_stats(&self) {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/_server/stats/reset", self.origin))
+            .send()
+            .expect("stats reset");
+    }
+
+    /// Applies run-time switches (`POST /_server/control`), e.g. `{"fail_uploads": true}`.
+    pub fn control(&self, switches: serde_json::Value) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/_server/control", self.origin))
+            .json(&switches)
+            .send()
+            .expect("control");
+        assert!(
+            resp.status().is_success(),
+            "control refused: {}",
+            resp.status()
+        );
+    }
+
     /// The server's standard error so far (its request log).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
@@ -152,5 +179,118 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A small API client for the server tests: every call sends `Accept: application/json` and
+/// the key, and returns the status with the JSON body (`Value::Null` when it is not JSON).
+pub struct Api {
+    pub client: reqwest::blocking::Client,
+    /// `http://127.0.0.1:PORT/api/v1/media`
+    pub base: String,
+    pub key: Option<String>,
+}
+
+impl TestServer {
+    /// An API client with [`TEST_KEY`].
+    pub fn client(&self) -> Api {
+        self.client_with_key(Some(TEST_KEY))
+    }
+
+    pub fn client_with_key(&self, key: Option<&str>) -> Api {
+        Api {
+            client: reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("HTTP client"),
+            base: format!("{}/media", self.api),
+            key: key.map(str::to_string),
+        }
+    }
+}
+
+impl Api {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        let mut rb = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .header("Accept", "application/json");
+        if let Some(k) = &self.key {
+            rb = rb.header("X-API-KEY", k);
+        }
+        rb
+    }
+
+    pub fn send(&self, rb: reqwest::blocking::RequestBuilder) -> (u16, serde_json::Value) {
+        let resp = rb.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(self.request(reqwest::Method::GET, path))
+    }
+
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(self.request(reqwest::Method::POST, path).json(&body))
+    }
+
+    pub fn patch(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(self.request(reqwest::Method::PATCH, path))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(self.request(reqwest::Method::DELETE, path))
+    }
+
+    /// Creates a folder and returns its JSON (`data`), asserting success.
+    pub fn mkdir(&self, parent: &str, name: &str) -> serde_json::Value {
+        let (status, body) = self.post_json(
+            "/folders",
+            serde_json::json!({"name": name, "parent_id": parent}),
+        );
+        assert_eq!(status, 200, "create folder {name:?}: {body}");
+        assert_eq!(body["error"], false, "create folder {name:?}: {body}");
+        body["data"].clone()
+    }
+
+    /// Uploads `bytes` as `filename` into `folder` (root when `None`).
+    pub fn upload(
+        &self,
+        folder: Option<&str>,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let part = reqwest::blocking::multipart::Part::bytes(bytes).file_name(filename.to_string());
+        let mut form = reqwest::blocking::multipart::Form::new().part("file", part);
+        if let Some(f) = folder {
+            form = form.text("folder_id", f.to_string());
+        }
+        self.send(
+            self.request(reqwest::Method::POST, "/files")
+                .multipart(form),
+        )
+    }
+
+    /// Uploads and returns the file's JSON (`data`), asserting success.
+    pub fn put_file(
+        &self,
+        folder: Option<&str>,
+        filename: &str,
+        bytes: &[u8],
+    ) -> serde_json::Value {
+        let (status, body) = self.upload(folder, filename, bytes.to_vec());
+        assert_eq!(status, 200, "upload {filename:?}: {body}");
+        assert_eq!(body["error"], false, "upload {filename:?}: {body}");
+        body["data"].clone()
     }
 }
