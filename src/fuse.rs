@@ -509,3 +509,75 @@ pub fn mount(fs: FsConfig, mount: MountConfig, remote: Arc<dyn Remote>) -> io::R
         mountpoint: mount.mountpoint,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::api::Id;
+    use crate::fs::testing::MemRemote;
+
+    /// Unmounts when dropped, also when the test fails.
+    struct Guard(Option<Mounted>, #[allow(dead_code)] tempfile::TempDir);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(m) = self.0.take() {
+                let path = m.mountpoint().to_path_buf();
+                if m.unmount().is_err() {
+                    let _ = std::process::Command::new("fusermount3")
+                        .arg("-uz")
+                        .arg(&path)
+                        .status();
+                }
+            }
+        }
+    }
+
+    fn mount_mem(remote: Arc<MemRemote>) -> Guard {
+        let dir = tempfile::tempdir().unwrap();
+        let mountpoint = dir.path().join("mnt");
+        std::fs::create_dir(&mountpoint).unwrap();
+        let mut fs = FsConfig::new(dir.path().join("cache"));
+        fs.umask = 0o022;
+        let mount = MountConfig {
+            mountpoint,
+            allow_other: false,
+            max_threads: 4,
+            fs_name: "cloudify-test".into(),
+        };
+        let mounted = super::mount(fs, mount, remote).expect("mount");
+        Guard(Some(mounted), dir)
+    }
+
+    #[test]
+    fn an_in_memory_library_mounts_lists_and_reads() {
+        if !Path::new("/dev/fuse").exists() {
+            eprintln!("skipped: no /dev/fuse");
+            return;
+        }
+        let remote = Arc::new(MemRemote::new());
+        let sub = remote.add_folder(&Id::root(), "Sub");
+        remote.add_file(&Id::root(), "a", "txt", b"alpha".to_vec());
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        remote.add_file(&sub, "big", "bin", big.clone());
+        let guard = mount_mem(remote.clone());
+        let root = guard.0.as_ref().unwrap().mountpoint().to_path_buf();
+
+        let mut names: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Sub", "a.txt"]);
+        let meta = std::fs::metadata(root.join("Sub/big.bin")).unwrap();
+        assert_eq!(meta.len(), big.len() as u64);
+        assert_eq!(meta.mode() & 0o777, 0o644);
+        assert_eq!(std::fs::read(root.join("a.txt")).unwrap(), b"alpha");
+        assert_eq!(std::fs::read(root.join("Sub/big.bin")).unwrap(), big);
+        let err = std::fs::write(root.join("new.txt"), b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+        assert_eq!(remote.lists(), 2);
+    }
+}
