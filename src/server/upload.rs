@@ -5,9 +5,10 @@
 //! [`ingest`] is the part after the bytes are on disk; `--import` uses it too, so imported
 //! files get exactly the names, slugs and suffixes an upload would.
 
+use axum::body::Body;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -252,17 +253,20 @@ async fn receive_file(
 pub async fn upload(
     State(state): State<Shared>,
     ConnectInfo(conn): ConnectInfo<ConnMeta>,
-    headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    req: Request,
 ) -> Response {
+    let headers = req.headers().clone();
     let declared = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > state.cfg.max_body) {
+        drain(req.into_body(), state.cfg.max_body.saturating_mul(4)).await;
         return reply::too_large();
     }
     let authorized = api::authorize(&state, &headers, "create_media_file");
+    let multipart: Result<Multipart, MultipartRejection> =
+        Multipart::from_request(req, &state).await;
     let Ok(multipart) = multipart else {
         let mut v = Validation::default();
         v.add("file", "The file field is required.");
@@ -291,6 +295,20 @@ pub async fn upload(
         return r;
     }
     store_upload(&state, form).await
+}
+
+/// Reads and discards a refused body (up to `limit` bytes), so that the client, still
+/// sending, gets to read the answer instead of a broken pipe.
+async fn drain(body: Body, limit: u64) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen: u64 = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len() as u64;
+        if seen > limit {
+            break;
+        }
+    }
 }
 
 fn reply_of(r: Result<(), Response>) -> Response {
