@@ -516,7 +516,7 @@ fn is_generic_option(name: &str) -> bool {
         "rw", "defaults", "_netdev", "nofail", "noauto", "auto", "user", "users", "nouser",
         "owner", "group", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "async", "atime",
         "noatime", "relatime", "strictatime", "diratime", "nodiratime", "lazytime",
-        "nolazytime", "loud", "silent",
+        "nolazytime", "loud", "silent", "subtype", "fsname",
     ];
     GENERIC.contains(&name) || name.starts_with("x-") || name == "comment"
 }

@@ -207,3 +207,29 @@ fn key_never_appears_in_output_of_failures() {
     assert!(log.contains("unreachable"), "{log}");
     assert!(!log.to_uppercase().contains(key), "the key leaked:\n{log}");
 }
+
+#[test]
+fn called_as_mount_helper_it_accepts_the_mount8_convention() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("mount.cloudify-fs");
+    std::os::unix::fs::symlink(fs_bin(), &helper).unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let output = Command::new(&helper)
+        .arg(closed_port_url())
+        .arg(&mountpoint)
+        .args([
+            "-n",
+            "-o",
+            "rw,nofail,_netdev,retries=0",
+            "-t",
+            "fuse.cloudify-fs",
+        ])
+        .env("CLOUDIFY_API_KEY", common::TEST_KEY)
+        .output()
+        .expect("run mount.cloudify-fs");
+    // The helper runs in the background by default; the parent reports the child's error.
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+}
