@@ -31,13 +31,16 @@ pub const INITIAL_WINDOW: u64 = 128 * 1024;
 /// The window stops doubling here.
 pub const MAX_WINDOW: u64 = 16 * 1024 * 1024;
 /// Bytes kept behind the stream for out-of-order reads.
-pub const BUFFER_MAX: usize = 8 * 1024 * 1024;
+pub const BUFFER_MAX: usize = 6 * 1024 * 1024;
 /// A read at most this far ahead of the stream reads forward instead of seeking.
 pub const SKIP_MAX: u64 = 4 * 1024 * 1024;
 /// New GETs after a broken body, per read.
 pub const RESUMES: u32 = 2;
 
 const CHUNK: usize = 256 * 1024;
+/// A read is served in pieces of at most this size, so a piece plus a skip always fits the
+/// buffer (FUSE fills a short answer with zeros, so a read may only be short at the end).
+const PIECE: u64 = 1024 * 1024;
 
 /// One running download.
 struct Stream {
@@ -62,6 +65,8 @@ pub struct FileReader {
     /// Bytes `[buf_start, buf_start + buf.len())`; its end is the stream's position.
     buf: VecDeque<u8>,
     buf_start: u64,
+    /// Reused copy buffer between the body and `buf`; allocated at the first read.
+    chunk: Vec<u8>,
     /// Requests made by this handle (for tests and debug logs).
     requests: u64,
 }
@@ -77,6 +82,7 @@ impl FileReader {
             ranges_ignored: false,
             buf: VecDeque::new(),
             buf_start: 0,
+            chunk: Vec::new(),
             requests: 0,
         }
     }
@@ -91,7 +97,21 @@ impl FileReader {
 
     /// Up to `len` bytes at `offset`; fewer only at the end of the file.
     pub fn read(&mut self, offset: u64, len: u32) -> Result<Vec<u8>, FsError> {
-        let mut want = u64::from(len);
+        let len = u64::from(len);
+        let mut out = Vec::new();
+        while (out.len() as u64) < len {
+            let at = offset + out.len() as u64;
+            let piece = self.read_piece(at, (len - out.len() as u64).min(PIECE))?;
+            if piece.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&piece);
+        }
+        Ok(out)
+    }
+
+    fn read_piece(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, FsError> {
+        let mut want = len;
         if let Some(size) = self.size {
             want = want.min(size.saturating_sub(offset));
         }
@@ -210,27 +230,40 @@ impl FileReader {
         if room == 0 {
             return Ok(0);
         }
-        let mut chunk = vec![0u8; room as usize];
+        if self.chunk.is_empty() {
+            self.chunk = vec![0u8; CHUNK];
+            self.buf.reserve_exact(BUFFER_MAX);
+        }
+        let chunk = &mut self.chunk[..room as usize];
         let n = loop {
-            match stream.body.read(&mut chunk) {
+            match stream.body.read(chunk) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other?,
             }
         };
         stream.pos += n as u64;
-        self.buf.extend(&chunk[..n]);
-        if self.buf.len() > BUFFER_MAX {
-            let drop_n = self.buf.len() - BUFFER_MAX;
-            self.buf.drain(..drop_n);
-            self.buf_start += drop_n as u64;
+        // Make room first, so the buffer never grows past its first allocation.
+        let overflow = (self.buf.len() + n).saturating_sub(BUFFER_MAX);
+        if overflow > 0 {
+            self.buf.drain(..overflow.min(self.buf.len()));
+            self.buf_start += overflow as u64;
         }
+        self.buf.extend(&chunk[..n]);
         Ok(n)
     }
 
     fn copy_out(&self, offset: u64, want: u64) -> Vec<u8> {
         let from = (offset.saturating_sub(self.buf_start) as usize).min(self.buf.len());
         let to = (from + want as usize).min(self.buf.len());
-        self.buf.range(from..to).copied().collect()
+        let (a, b) = self.buf.as_slices();
+        let mut out = Vec::with_capacity(to - from);
+        if from < a.len() {
+            out.extend_from_slice(&a[from..to.min(a.len())]);
+        }
+        if to > a.len() {
+            out.extend_from_slice(&b[from.saturating_sub(a.len())..to - a.len()]);
+        }
+        out
     }
 }
 
@@ -367,6 +400,14 @@ mod tests {
         let mut r = FileReader::new(remote, file, Some(bytes.len() as u64));
         let err = r.read(0, 4096).unwrap_err();
         assert_eq!(err.errno(), libc::EIO);
+    }
+
+    #[test]
+    fn a_read_larger_than_the_buffer_is_served_whole() {
+        let remote = Arc::new(MemRemote::new());
+        let (file, bytes) = setup(&remote, 20 << 20);
+        let mut r = FileReader::new(remote, file, Some(bytes.len() as u64));
+        assert_eq!(r.read(3, 16 << 20).unwrap(), &bytes[3..(16 << 20) + 3]);
     }
 
     #[test]
