@@ -1,0 +1,125 @@
+//! The life of a `cloudify-fs mount` process around a real FUSE mount: it logs when it is
+//! ready, ends cleanly on SIGTERM, SIGINT or an outside `fusermount3 -u`, returns at once
+//! with `--daemon`, and never shows the key.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mount::{DEADLINE, MountCommand, MountGuard, is_fuse_mount};
+use common::{TEST_KEY, TestServer};
+
+/// Polls `condition` until it holds; panics with `what` after the deadline.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_unmounts_and_exits_zero() {
+    let server = TestServer::default_server();
+    let mut mount = MountGuard::mount(&server, &[]);
+    std::fs::read_dir(mount.path()).expect("list the mount root");
+    let expected = format!("mounted {} at {}", server.origin, mount.path().display());
+    assert!(mount.log().contains(&expected), "{}", mount.log());
+
+    mount.signal(libc::SIGTERM);
+    let status = mount.wait_exit();
+    assert!(status.success(), "{status}; log:\n{}", mount.log());
+    assert!(!mount.is_mounted());
+    assert!(mount.log().contains("unmounted"), "{}", mount.log());
+}
+
+#[test]
+fn sigint_unmounts_and_exits_zero() {
+    let server = TestServer::default_server();
+    let mut mount = MountGuard::mount(&server, &[]);
+    mount.signal(libc::SIGINT);
+    assert!(mount.wait_exit().success(), "{}", mount.log());
+    assert!(!mount.is_mounted());
+}
+
+#[test]
+fn outside_unmount_ends_the_process_with_status_zero() {
+    let server = TestServer::default_server();
+    let mut mount = MountGuard::mount(&server, &[]);
+    let status = mount.unmount();
+    assert!(status.success(), "{status}; log:\n{}", mount.log());
+}
+
+#[test]
+fn busy_mount_stays_on_first_signal_and_detaches_on_the_second() {
+    let server = TestServer::default_server();
+    let mut mount = MountGuard::mount(&server, &[]);
+    let busy = std::fs::File::open(mount.path()).expect("open the mount root");
+
+    mount.signal(libc::SIGTERM);
+    wait_until("the busy warning", || {
+        mount.log().contains("cannot unmount")
+    });
+    assert!(
+        mount.is_mounted(),
+        "a busy mount must stay: {}",
+        mount.log()
+    );
+
+    mount.signal(libc::SIGTERM);
+    wait_until("the lazy detach", || !mount.is_mounted());
+    drop(busy);
+    let status = mount.wait_exit();
+    assert!(status.success(), "{status}; log:\n{}", mount.log());
+}
+
+#[test]
+fn daemon_returns_once_the_mount_is_live() {
+    let server = TestServer::default_server();
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("daemon.log");
+    let log_arg = format!("--log-file={}", log_file.display());
+    let mut mount = MountCommand::new(&server.origin)
+        .args(&["--daemon", &log_arg])
+        .start();
+
+    let status = mount.wait_exit();
+    assert!(status.success(), "{status}; output:\n{}", mount.log());
+    // The guarantee of --daemon: when it returns 0, the mount is there.
+    assert!(
+        is_fuse_mount(mount.path()),
+        "not mounted after --daemon returned"
+    );
+    std::fs::read_dir(mount.path()).expect("list the mount root");
+
+    let daemon_log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    assert!(daemon_log().contains("mounted"), "{}", daemon_log());
+    let output = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(mount.path())
+        .output()
+        .expect("fusermount3");
+    assert!(output.status.success());
+    wait_until("the daemon to log its unmount", || {
+        daemon_log().contains("unmounted")
+    });
+}
+
+#[test]
+fn key_never_appears_in_the_log_of_a_working_mount() {
+    let server = TestServer::default_server();
+    let mut mount = MountCommand::new(&server.origin)
+        .args(&["-vv"])
+        .env("RUST_LOG", "trace")
+        .mount();
+    for entry in std::fs::read_dir(mount.path()).expect("list the mount root") {
+        let _ = entry.map(|e| e.metadata());
+    }
+    assert!(mount.unmount().success());
+    let log = mount.log();
+    assert!(log.contains("mounted"), "{log}");
+    assert!(
+        !log.to_uppercase().contains(TEST_KEY),
+        "the key leaked into the log"
+    );
+}
