@@ -233,3 +233,25 @@ fn called_as_mount_helper_it_accepts_the_mount8_convention() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unreachable"), "{stderr}");
 }
+
+#[test]
+fn key_file_readable_by_others_gives_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{}\n", common::TEST_KEY)).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let key_arg = format!("--api-key-file={}", key_file.display());
+    let mut mount = MountCommand::new(closed_port_url())
+        .key(None)
+        .args(&[key_arg.as_str(), "--retries=0"])
+        .start();
+    assert!(!mount.wait_exit().success());
+    let log = mount.log();
+    assert!(log.contains("readable by other users"), "{log}");
+    assert!(
+        log.contains("unreachable"),
+        "the key was read and used: {log}"
+    );
+    assert!(!log.contains(common::TEST_KEY), "{log}");
+}

@@ -123,3 +123,47 @@ fn key_never_appears_in_the_log_of_a_working_mount() {
         "the key leaked into the log"
     );
 }
+
+/// Runs `cloudify-fs mount` on `mountpoint` in the foreground and returns its exit code and
+/// standard error; for mounts expected to be refused.
+fn refused_mount_on(server: &TestServer, mountpoint: &std::path::Path) -> (Option<i32>, String) {
+    let output = std::process::Command::new(common::mount::fs_bin())
+        .arg("mount")
+        .arg(&server.origin)
+        .arg(mountpoint)
+        .env("CLOUDIFY_API_KEY", TEST_KEY)
+        .output()
+        .expect("run cloudify-fs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn mounting_on_a_live_mount_is_refused() {
+    let server = TestServer::default_server();
+    let mount = MountGuard::mount(&server, &[]);
+    let (code, stderr) = refused_mount_on(&server, mount.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("already a mount point"), "{stderr}");
+    assert!(mount.is_mounted());
+}
+
+#[test]
+fn a_dead_mount_is_reported_with_the_way_to_clear_it() {
+    let server = TestServer::default_server();
+    let mut mount = MountGuard::mount(&server, &[]);
+    mount.signal(libc::SIGKILL);
+    mount.wait_exit();
+    assert!(mount.is_mounted(), "the kernel keeps a dead FUSE mount");
+
+    let (code, stderr) = refused_mount_on(&server, mount.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Transport endpoint is not connected"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fusermount3 -uz"), "{stderr}");
+    // The guard clears the dead mount when it drops.
+}
