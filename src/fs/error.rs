@@ -30,6 +30,12 @@ pub enum FsError {
     /// The operation is not supported on this filesystem (symlinks, hard links, ...).
     #[error("operation not permitted")]
     NotPermitted,
+    /// `lseek` beyond the end for data or a hole (ENXIO).
+    #[error("no data or hole at that offset")]
+    NoData,
+    /// No such extended attribute.
+    #[error("no such attribute")]
+    NoAttribute,
     /// The server answered with an error (the chain says which request and why).
     #[error(transparent)]
     Remote(Arc<ApiError>),
@@ -59,6 +65,8 @@ impl FsError {
             FsError::IsADirectory => libc::EISDIR,
             FsError::ReadOnly => libc::EROFS,
             FsError::NotPermitted => libc::EPERM,
+            FsError::NoData => libc::ENXIO,
+            FsError::NoAttribute => libc::ENODATA,
             FsError::Remote(e) => api_errno(e),
             FsError::Download { .. } => libc::EIO,
         }

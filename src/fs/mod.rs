@@ -328,6 +328,31 @@ impl CloudifyFs {
         reader.read(offset, size)
     }
 
+    /// `SEEK_DATA` and `SEEK_HOLE`: remote files have no holes, so data is everywhere before
+    /// the end and the only hole is the end.
+    pub fn lseek(&self, ino: Ino, offset: i64, whence: i32) -> Result<i64, FsError> {
+        let size = self.getattr(ino)?.attr.size;
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        match whence {
+            libc::SEEK_DATA if offset < size => Ok(offset.max(0)),
+            libc::SEEK_HOLE if offset < size => Ok(size),
+            libc::SEEK_DATA | libc::SEEK_HOLE => Err(FsError::NoData),
+            _ => Ok(offset),
+        }
+    }
+
+    /// Extended attributes: the mount has none (`getxattr` answers ENODATA).
+    pub fn getxattr(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
+        self.node_of(ino)?;
+        Err(FsError::NoAttribute)
+    }
+
+    /// The names of an entry's extended attributes: none.
+    pub fn listxattr(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
+        self.node_of(ino)?;
+        Ok(Vec::new())
+    }
+
     pub fn release(&self, fh: u64) {
         let handle = self.file_handles.lock().remove(&fh);
         if let Some(h) = handle {

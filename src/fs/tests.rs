@@ -218,3 +218,22 @@ fn statfs_reports_plenty_of_room() {
     assert!(s.bavail * u64::from(s.bsize) >= 1 << 50);
     assert!(s.ffree > 1_000_000);
 }
+
+#[test]
+fn lseek_finds_data_everywhere_and_the_hole_at_the_end() {
+    let (remote, _) = library();
+    let fs = fs_over(remote);
+    let ino = fs
+        .lookup(ROOT_INO, OsStr::new("readme.txt"))
+        .unwrap()
+        .attr
+        .ino;
+    assert_eq!(fs.lseek(ino, 2, libc::SEEK_DATA).unwrap(), 2);
+    assert_eq!(fs.lseek(ino, 2, libc::SEEK_HOLE).unwrap(), 6);
+    assert_eq!(
+        fs.lseek(ino, 6, libc::SEEK_DATA).unwrap_err().errno(),
+        libc::ENXIO
+    );
+    assert_eq!(fs.getxattr(ino).unwrap_err().errno(), libc::ENODATA);
+    assert!(fs.listxattr(ino).unwrap().is_empty());
+}
