@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha1::Digest;
 
@@ -50,23 +51,59 @@ pub fn id_hash(id: &str) -> String {
 }
 
 /// `FolderResource`: no parent and no slug, as the product sends it.
-pub fn folder_json(state: &AppState, f: &FolderRow) -> Value {
+#[derive(Serialize)]
+pub struct FolderOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    color: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+}
+
+pub fn folder_out<'a>(state: &AppState, f: &'a FolderRow) -> FolderOut<'a> {
     let tz = state.cfg.time_zone;
-    json!({
-        "id": f.id,
-        "name": f.name,
-        "color": f.color,
-        "created_at": format::naive_date(f.created_at, tz),
-        "updated_at": format::naive_date(f.updated_at, tz),
-    })
+    FolderOut {
+        id: &f.id,
+        name: &f.name,
+        color: f.color.as_deref(),
+        created_at: format::naive_date(f.created_at, tz),
+        updated_at: format::naive_date(f.updated_at, tz),
+    }
+}
+
+pub fn folder_json(state: &AppState, f: &FolderRow) -> Value {
+    serde_json::to_value(folder_out(state, f)).unwrap_or(Value::Null)
 }
 
 const ICON: &str = "<svg class=\"icon svg-icon-ti-ti-file\" xmlns=\"http://www.w3.org/2000/svg\" \
 width=\"24\" height=\"24\" viewBox=\"0 0 24 24\"><path d=\"M14 3v4a1 1 0 0 0 1 1h4\"/></svg>";
 
 /// `FileResource`. `full_url` is null for private files; `thumb` is null because the server
-/// makes no thumbnails.
-pub fn file_json(state: &AppState, f: &FileRow) -> Value {
+/// makes no thumbnails. Serialised straight from the row: listings can hold many thousands.
+#[derive(Serialize)]
+pub struct FileOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    basename: &'a str,
+    url: &'a str,
+    full_url: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    icon: &'static str,
+    thumb: Option<&'static str>,
+    size: String,
+    mime_type: &'a str,
+    created_at: String,
+    updated_at: String,
+    options: Option<Value>,
+    folder_id: &'a str,
+    preview_url: Option<String>,
+    preview_type: Option<&'static str>,
+    indirect_url: String,
+    alt: &'a str,
+}
+
+pub fn file_out<'a>(state: &AppState, f: &'a FileRow) -> FileOut<'a> {
     let tz = state.cfg.time_zone;
     let kind = sniff::media_type(&f.mime_type);
     let full_url = f
@@ -74,26 +111,33 @@ pub fn file_json(state: &AppState, f: &FileRow) -> Value {
         .then(|| format!("{}/storage/{}", state.origin, f.url));
     let previewable = matches!(kind, "image" | "video" | "audio") || f.mime_type.ends_with("pdf");
     let preview_url = if previewable { full_url.clone() } else { None };
-    json!({
-        "id": f.id,
-        "name": f.name,
-        "basename": f.basename,
-        "url": f.url,
-        "full_url": full_url,
-        "type": kind,
-        "icon": ICON,
-        "thumb": null,
-        "size": format::human_size(f.size),
-        "mime_type": f.mime_type,
-        "created_at": format::naive_date(f.created_at, tz),
-        "updated_at": format::naive_date(f.updated_at, tz),
-        "options": f.options.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
-        "folder_id": f.folder_id,
-        "preview_url": preview_url,
-        "preview_type": if preview_url.is_some() { Some(kind) } else { None },
-        "indirect_url": format!("{}/media/files/{}/{}", state.origin, id_hash(&f.id), f.id),
-        "alt": f.name,
-    })
+    FileOut {
+        id: &f.id,
+        name: &f.name,
+        basename: &f.basename,
+        url: &f.url,
+        full_url,
+        kind,
+        icon: ICON,
+        thumb: None,
+        size: format::human_size(f.size),
+        mime_type: &f.mime_type,
+        created_at: format::naive_date(f.created_at, tz),
+        updated_at: format::naive_date(f.updated_at, tz),
+        options: f
+            .options
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok()),
+        folder_id: &f.folder_id,
+        preview_type: preview_url.as_ref().map(|_| kind),
+        preview_url,
+        indirect_url: format!("{}/media/files/{}/{}", state.origin, id_hash(&f.id), f.id),
+        alt: &f.name,
+    }
+}
+
+pub fn file_json(state: &AppState, f: &FileRow) -> Value {
+    serde_json::to_value(file_out(state, f)).unwrap_or(Value::Null)
 }
 
 /// Query parameters after Laravel's normalisation: trimmed, empty strings become null.
@@ -157,6 +201,21 @@ impl Params {
     }
 }
 
+/// `data` of GET /media/folders with `include_files=true`.
+#[derive(Serialize)]
+struct FoldersAndFiles<'a> {
+    folders: Vec<FolderOut<'a>>,
+    files: Vec<FileOut<'a>>,
+}
+
+/// `data` of GET /media/folders/{id}.
+#[derive(Serialize)]
+struct FolderWithFiles<'a> {
+    #[serde(flatten)]
+    folder: FolderOut<'a>,
+    files: Vec<FileOut<'a>>,
+}
+
 /// Which part of a combined (folders, then files) window falls on files.
 fn files_part(window: Window, folder_count: u64) -> Option<Window> {
     let end = window.offset.saturating_add(window.limit);
@@ -210,14 +269,12 @@ pub async fn list_folders(
             Ok((folders, files))
         })
         .await?;
-    let folders: Vec<Value> = folders.iter().map(|f| folder_json(&st, f)).collect();
-    let data = if include_files {
-        let files: Vec<Value> = files.iter().map(|f| file_json(&st, f)).collect();
-        json!({"folders": folders, "files": files})
-    } else {
-        Value::Array(folders)
-    };
-    Ok(reply::ok(data, None))
+    let folders: Vec<FolderOut> = folders.iter().map(|f| folder_out(&st, f)).collect();
+    if include_files {
+        let files: Vec<FileOut> = files.iter().map(|f| file_out(&st, f)).collect();
+        return Ok(reply::ok_ser(&FoldersAndFiles { folders, files }, None));
+    }
+    Ok(reply::ok_ser(&folders, None))
 }
 
 /// GET /media/files: files of `folder_id` (root also lists files whose folder is gone).
@@ -236,8 +293,8 @@ pub async fn list_files(
         return Ok(reply::ok(json!([]), None));
     };
     let files = state.db(move |s| s.list_files(&folder, window)).await?;
-    let data: Vec<Value> = files.iter().map(|f| file_json(&state, f)).collect();
-    Ok(reply::ok(Value::Array(data), None))
+    let data: Vec<FileOut> = files.iter().map(|f| file_out(&state, f)).collect();
+    Ok(reply::ok_ser(&data, None))
 }
 
 /// GET /media/folders/{id}: the folder and its files (a window of them in 2026).
@@ -266,10 +323,11 @@ pub async fn get_folder(
     let Some((folder, files)) = found else {
         return Err(reply::model_not_found("MediaFolder", &id));
     };
-    let mut data = folder_json(&state, &folder);
-    let files: Vec<Value> = files.iter().map(|f| file_json(&state, f)).collect();
-    data["files"] = Value::Array(files);
-    Ok(reply::ok(data, None))
+    let data = FolderWithFiles {
+        folder: folder_out(&state, &folder),
+        files: files.iter().map(|f| file_out(&state, f)).collect(),
+    };
+    Ok(reply::ok_ser(&data, None))
 }
 
 /// A request body as a map of fields: JSON object, or a urlencoded form.

@@ -4,12 +4,32 @@
 
 use axum::Json;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// Success: HTTP 200, `error: false`.
 pub fn ok(data: Value, message: Option<&str>) -> Response {
     Json(json!({"error": false, "data": data, "message": message})).into_response()
+}
+
+/// Success with `data` serialised straight from `T` (no intermediate JSON tree).
+pub fn ok_ser<T: serde::Serialize>(data: &T, message: Option<&str>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Envelope<'a, T> {
+        error: bool,
+        data: &'a T,
+        message: Option<&'a str>,
+    }
+    let envelope = Envelope {
+        error: false,
+        data,
+        message,
+    };
+    match serde_json::to_vec(&envelope) {
+        Ok(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => envelope_status(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 /// A failure the product reports inside a 200 answer (upload refused, file trash failed).

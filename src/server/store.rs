@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS folders (
     deleted_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS folders_by_parent ON folders(parent_id, name_key);
+CREATE INDEX IF NOT EXISTS folders_by_slug ON folders(parent_id, slug);
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY,
     folder_id TEXT NOT NULL,
@@ -153,6 +154,24 @@ const SUBTREE: &str = "WITH RECURSIVE sub(id) AS (
     SELECT id FROM folders WHERE id = ?1
     UNION SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id)";
 
+/// The name keys under `parent` that could collide with `name` or its "-N" variants: the key
+/// itself and the keys that start with it and "-" (an index range: "-" sorts just before ".").
+fn taken_names(
+    tx: &Connection,
+    table: &str,
+    parent_col: &str,
+    parent: &str,
+    name: &str,
+) -> Result<HashSet<String>, StoreError> {
+    let key = names::fold_key(name);
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT name_key FROM {table} WHERE {parent_col} = ?1
+         AND (name_key = ?2 OR (name_key >= ?2 || '-' AND name_key < ?2 || '.'))"
+    ))?;
+    let keys = stmt.query_map(params![parent, key], |r| r.get(0))?;
+    Ok(keys.collect::<Result<_, _>>()?)
+}
+
 impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -253,20 +272,18 @@ impl Store {
     ) -> Result<FolderRow, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let (names_taken, slugs_taken) = {
-            let mut stmt =
-                tx.prepare_cached("SELECT name_key, slug FROM folders WHERE parent_id = ?1")?;
-            let mut names_taken = HashSet::new();
-            let mut slugs_taken = HashSet::new();
-            for row in stmt.query_map([parent], |r| Ok((r.get(0)?, r.get(1)?)))? {
-                let (n, s): (String, String) = row?;
-                names_taken.insert(n);
-                slugs_taken.insert(s);
-            }
-            (names_taken, slugs_taken)
-        };
+        let names_taken = taken_names(&tx, "folders", "parent_id", parent, name)?;
         let name = names::unique_name(name, &names_taken, names::fold_key);
-        let slug = names::unique_name(&names::slug(&name), &slugs_taken, str::to_string);
+        let base_slug = names::slug(&name);
+        let slugs_taken: HashSet<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT slug FROM folders WHERE parent_id = ?1
+                 AND (slug = ?2 OR (slug >= ?2 || '-' AND slug < ?2 || '.'))",
+            )?;
+            stmt.query_map(params![parent, base_slug], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let slug = names::unique_name(&base_slug, &slugs_taken, str::to_string);
         let now = now_unix();
         let row = FolderRow {
             id: uuid::Uuid::now_v7().to_string(),
@@ -347,11 +364,7 @@ impl Store {
     ) -> Result<Result<FileRow, std::io::Error>, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let names_taken: HashSet<String> = {
-            let mut stmt = tx.prepare_cached("SELECT name_key FROM files WHERE folder_id = ?1")?;
-            stmt.query_map([&new.folder_id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
+        let names_taken = taken_names(&tx, "files", "folder_id", &new.folder_id, &new.stem)?;
         let name = names::unique_name(&new.stem, &names_taken, names::fold_key);
         let url = Self::free_url(&tx, &new.folder_id, &new.stem, &new.extension)?;
         let basename = url.rsplit('/').next().unwrap_or(&url).to_string();
