@@ -5,7 +5,9 @@
 //! ignored), and fail with a status and a message when the mount cannot be made.
 //!
 //! The mount runs as a daemon, so the guard finds its process through /proc to make sure
-//! nothing is left behind.
+//! nothing is left behind. One test goes through mount(8) itself (`mount -t cloudify-fs`),
+//! in a private mount namespace where the helper is bind-mounted over /sbin, so the system's
+//! own /sbin is never touched.
 
 mod common;
 
@@ -256,4 +258,70 @@ fn helper_fails_without_a_source_and_mountpoint() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("usage"), "no usage line: {stderr}");
+}
+
+/// Whether this process may create a mount namespace (root, with `unshare` installed).
+fn can_unshare() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && Command::new("unshare")
+        .args(["-m", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn mount_t_cloudify_fs_runs_the_helper() {
+    if !can_unshare() {
+        eprintln!("skipped: needs root and unshare(1) for a private mount namespace");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server_with_library(tmp.path());
+    let key_file = tmp.path().join("cloudify.key");
+    write_key(&key_file, TEST_KEY);
+    let mount = HelperMount::new(tmp.path());
+    let sbin = tmp.path().join("sbin");
+    std::fs::create_dir(&sbin).unwrap();
+    std::os::unix::fs::symlink(helper(), sbin.join("mount.cloudify-fs")).unwrap();
+    let options = format!(
+        "_netdev,api_key_file={},cache_dir={}",
+        key_file.display(),
+        tmp.path().join("cache").display()
+    );
+    // Everything happens inside the namespace; the trap unmounts there even when a step
+    // fails, which also ends the daemon.
+    let script = r#"
+        set -eu
+        mount --bind "$SBIN" /sbin
+        trap 'umount "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true' EXIT
+        mount -t cloudify-fs "$URL" "$MNT" -o "$OPTIONS"
+        ls "$MNT"
+        cat "$MNT/hello.txt"
+        umount "$MNT"
+        trap - EXIT
+        echo unmounted
+    "#;
+
+    let output = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .env("SBIN", &sbin)
+        .env("MNT", &mount.mountpoint)
+        .env("URL", &server.origin)
+        .env("OPTIONS", &options)
+        .env("CLOUDIFY_FS", fs_bin())
+        .env_remove("CLOUDIFY_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "mount -t cloudify-fs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout, format!("Docs\nhello.txt\n{HELLO}unmounted\n"));
+    assert!(mount.wait_daemon_gone(), "the daemon outlived umount");
 }
