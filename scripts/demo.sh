@@ -101,7 +101,16 @@ fi
 
 say "building (cargo build --release; the first build takes a few minutes)"
 build_started=$(now)
-cargo build --release --bins --quiet
+build=(cargo build --release --bins --quiet)
+invoker=""
+if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    invoker=$SUDO_USER
+fi
+if [ -n "$invoker" ] && sudo -u "$invoker" -H env "PATH=$PATH" cargo --version >/dev/null 2>&1; then
+    # Run with sudo: build as the user who ran it, so that target/ stays theirs.
+    build=(sudo -u "$invoker" -H env "PATH=$PATH" "CARGO_TARGET_DIR=$TARGET" "${build[@]}")
+fi
+CARGO_TARGET_DIR=$TARGET "${build[@]}"
 echo "    built in $(since "$build_started")"
 
 # --- 3. Leftovers of an earlier run --------------------------------------------------------
@@ -246,8 +255,13 @@ grep -E 'imported|skipped' "$DEMO/server.log" | sed 's/^.*\] */    /' || true
 
 say "mounting $url at ./mnt"
 mount_started=$(now)
+mount_options=()
+if [ -n "$invoker" ]; then
+    # Run with sudo: let the user who ran it into the mount, as the owner of its files.
+    mount_options=(--allow-other --uid "$(id -u "$invoker")" --gid "$(id -g "$invoker")")
+fi
 setsid "$FS_BIN" mount "$url" "$MNT" --api-key-file "$KEY_FILE" --cache-dir "$CACHE" \
-    </dev/null >"$DEMO/mount.log" 2>&1 &
+    "${mount_options[@]}" </dev/null >"$DEMO/mount.log" 2>&1 &
 mount_pid=$!
 echo "$mount_pid" >"$DEMO/mount.pid"
 
