@@ -21,6 +21,7 @@ use fuser::{
 };
 
 use crate::api::Remote;
+use crate::fs::write::ops::SetAttr;
 use crate::fs::{Attr, CloudifyFs, FsConfig, FsError, Kind, MountConfig};
 
 /// Largest read and write the kernel sends in one request.
@@ -107,6 +108,8 @@ impl Filesystem for FuseFs {
             InitFlags::FUSE_ASYNC_READ,
             InitFlags::FUSE_BIG_WRITES,
             InitFlags::FUSE_MAX_PAGES,
+            // O_TRUNC arrives with open, so truncating an existing file never downloads it.
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
         ] {
             if let Err(missing) = config.add_capabilities(cap) {
                 log::debug!("kernel lacks FUSE capability {missing:?}");
@@ -120,6 +123,11 @@ impl Filesystem for FuseFs {
             .or_else(|max| config.set_max_readahead(max));
         let _ = config.set_max_background(64);
         Ok(())
+    }
+
+    /// At unmount: pending uploads finish, or fail loudly in the log.
+    fn destroy(&mut self) {
+        self.fs.destroy();
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -144,12 +152,12 @@ impl Filesystem for FuseFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -158,7 +166,17 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.fs.setattr(ino.0, size) {
+        let time = |t: TimeOrNow| match t {
+            TimeOrNow::SpecificTime(t) => t,
+            TimeOrNow::Now => SystemTime::now(),
+        };
+        let set = SetAttr {
+            size,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+            owner_or_mode: mode.is_some() || uid.is_some() || gid.is_some(),
+        };
+        match self.fs.setattr(ino.0, set) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
             Err(e) => reply.error(self.fail_ino("setattr", ino, &e)),
         }
@@ -547,7 +565,14 @@ fn session_config(fs: &FsConfig, mount: &MountConfig) -> Config {
 pub fn mount(fs: FsConfig, mount: MountConfig, remote: Arc<dyn Remote>) -> io::Result<Mounted> {
     let config = session_config(&fs, &mount);
     let core = Arc::new(CloudifyFs::new(fs, remote));
-    let session = fuser::spawn_mount(FuseFs { fs: core }, &mount.mountpoint, &config)?;
+    core.start_background();
+    let session = fuser::spawn_mount(FuseFs { fs: core.clone() }, &mount.mountpoint, &config)?;
+    let notifier = session.notifier();
+    core.set_invalidator(Arc::new(move |parent, name: &str| {
+        if let Err(e) = notifier.inval_entry(INodeNo(parent), OsStr::new(name)) {
+            log::debug!("invalidating {name} in directory {parent}: {e}");
+        }
+    }));
     Ok(Mounted {
         session,
         mountpoint: mount.mountpoint,
@@ -629,8 +654,8 @@ mod tests {
             big,
             "cp (lseek, copy_file_range) works"
         );
-        let err = std::fs::write(root.join("new.txt"), b"x").unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+        std::fs::write(root.join("new.txt"), b"x").unwrap();
+        assert_eq!(remote.uploads(), 1, "a written file is stored at close");
         assert_eq!(remote.lists(), 2);
     }
 }

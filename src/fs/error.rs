@@ -46,6 +46,34 @@ pub enum FsError {
         offset: u64,
         message: String,
     },
+    /// Written content did not reach the server; `message` says where the data is now.
+    #[error("not stored: {cause}; {message}")]
+    NotStored {
+        message: String,
+        cause: Arc<ApiError>,
+    },
+    /// A local file operation of the staging store failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: Arc<std::io::Error>,
+    },
+    /// The staging disk cannot take the bytes about to be written.
+    #[error("staging folder {dir} has {free} bytes free, {needed} needed")]
+    NoSpace { dir: String, needed: u64, free: u64 },
+    #[error("directory not empty")]
+    NotEmpty,
+    /// A directory with content cannot be renamed (no rename API; `mv` copies instead).
+    #[error("a directory with content cannot be renamed on Cloudify (EXDEV: mv copies it)")]
+    CrossDevice,
+    #[error("file exists")]
+    Exists,
+    /// A request the mount refuses before asking the server (the message names the rule).
+    #[error("{0}")]
+    Invalid(String),
+    /// Not supported at all by this filesystem (extended attributes).
+    #[error("not supported")]
+    NotSupported,
 }
 
 impl From<ApiError> for FsError {
@@ -69,6 +97,14 @@ impl FsError {
             FsError::NoAttribute => libc::ENODATA,
             FsError::Remote(e) => api_errno(e),
             FsError::Download { .. } => libc::EIO,
+            FsError::NotStored { cause, .. } => api_errno(cause),
+            FsError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            FsError::NoSpace { .. } => libc::ENOSPC,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::CrossDevice => libc::EXDEV,
+            FsError::Exists => libc::EEXIST,
+            FsError::Invalid(_) => libc::EINVAL,
+            FsError::NotSupported => libc::ENOTSUP,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Filesystem semantics over a [`crate::api::Remote`]: inodes, listings, names, reads and
-//! (later) writes. No FUSE types below this module; [`crate::fuse`] adapts it to the kernel.
+//! writes ([`write`]). No FUSE types below this module; [`crate::fuse`] adapts it to the kernel.
 //!
 //! [`CloudifyFs`] has one method per FUSE operation, of the same name, returning plain
 //! reply-shaped values ([`Entry`], [`attr::Attr`], [`Opened`], [`StatFs`]) or an [`FsError`],
@@ -25,6 +25,7 @@ pub mod read;
 pub mod sizes;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod write;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -90,6 +91,10 @@ struct DirHandle {
     ino: Ino,
     parent: Ino,
     listing: Arc<DirListing>,
+    /// Pending (local) entries whose names hide a listed entry, and those listed after
+    /// the listing (see [`write`]).
+    shadow: HashMap<String, Ino>,
+    extra: Vec<(String, Ino)>,
 }
 
 /// An open file.
@@ -109,6 +114,7 @@ pub struct CloudifyFs {
     file_handles: Mutex<HashMap<u64, FileHandle>>,
     next_fh: AtomicU64,
     mounted_at: SystemTime,
+    writes: write::WriteState,
 }
 
 impl CloudifyFs {
@@ -127,6 +133,7 @@ impl CloudifyFs {
             file_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             mounted_at: SystemTime::now(),
+            writes: write::WriteState::new(&config.cache_dir),
             config,
             remote,
         }
@@ -166,7 +173,8 @@ impl CloudifyFs {
 
     fn entry_of(&self, inodes: &InodeTable, ino: Ino) -> Result<Entry, FsError> {
         let inode = inodes.get(ino).ok_or(FsError::StaleInode(ino))?;
-        let attr = attr::attr_of(inode, &self.config, self.mounted_at);
+        let mut attr = attr::attr_of(inode, &self.config, self.mounted_at);
+        self.writes.apply_times(&mut attr);
         // A file whose exact size is unknown (its HEAD failed) is not cached by the kernel,
         // so the next `stat` asks again and `getattr` retries the HEAD.
         let ttl = match &inode.node {
@@ -178,6 +186,11 @@ impl CloudifyFs {
 
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Entry, FsError> {
         let name = name.to_str().ok_or(FsError::NotFound)?;
+        if let Some(ino) = self.writes.overlay_get(parent, name) {
+            let mut inodes = self.inodes.lock();
+            inodes.add_lookups(ino, 1);
+            return self.entry_of(&inodes, ino);
+        }
         let listing = self.listing(parent)?;
         let found = listing.find(name).ok_or(FsError::NotFound)?;
         let mut inodes = self.inodes.lock();
@@ -217,6 +230,14 @@ impl CloudifyFs {
     pub fn opendir(&self, ino: Ino) -> Result<Opened, FsError> {
         let listing = self.listing(ino)?;
         let parent = self.inodes.lock().get(ino).map_or(ROOT_INO, |i| i.parent);
+        let mut shadow = self.writes.local_children(ino);
+        let mut extra: Vec<(String, Ino)> = shadow
+            .iter()
+            .filter(|(name, _)| listing.find(name).is_none())
+            .map(|(name, ino)| (name.clone(), *ino))
+            .collect();
+        extra.sort();
+        shadow.retain(|name, _| listing.find(name).is_some());
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dir_handles.lock().insert(
             fh,
@@ -224,6 +245,8 @@ impl CloudifyFs {
                 ino,
                 parent,
                 listing,
+                shadow,
+                extra,
             },
         );
         Ok(Opened {
@@ -247,24 +270,33 @@ impl CloudifyFs {
         plus: bool,
         mut sink: impl FnMut(DirItem<'_>) -> bool,
     ) -> Result<(), FsError> {
-        let (dir_ino, parent, listing) = {
+        let (dir_ino, parent, listing, shadow, extra) = {
             let handles = self.dir_handles.lock();
             let h = handles.get(&fh).ok_or(FsError::BadHandle(fh))?;
-            (h.ino, h.parent, h.listing.clone())
+            let locals = (h.shadow.clone(), h.extra.clone());
+            (h.ino, h.parent, h.listing.clone(), locals.0, locals.1)
         };
         if dir_ino != ino {
             return Err(FsError::BadHandle(fh));
         }
         let mut inodes = self.inodes.lock();
         let dots = [(".", dir_ino), ("..", parent)];
-        let total = 2 + listing.entries.len() as u64;
+        let listed = listing.entries.len() as u64;
+        let total = 2 + listed + extra.len() as u64;
         for off in offset..total {
             let (name, ino, counted) = match off {
                 0 | 1 => (dots[off as usize].0, dots[off as usize].1, false),
-                _ => {
+                _ if off < 2 + listed => {
                     let e = &listing.entries[(off - 2) as usize];
-                    let ino = inodes.upsert(dir_ino, &e.name, e.node.clone(), &e.id);
+                    let ino = match shadow.get(&e.name) {
+                        Some(&local) => local,
+                        None => inodes.upsert(dir_ino, &e.name, e.node.clone(), &e.id),
+                    };
                     (e.name.as_str(), ino, plus)
+                }
+                _ => {
+                    let (name, ino) = &extra[(off - 2 - listed) as usize];
+                    (name.as_str(), *ino, plus)
                 }
             };
             let entry = match self.entry_of(&inodes, ino) {
@@ -290,12 +322,12 @@ impl CloudifyFs {
 
     pub fn open(&self, ino: Ino, flags: i32) -> Result<Opened, FsError> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Err(FsError::ReadOnly);
+            return self.open_staged(ino, flags);
         }
         let file = match self.node_of(ino)? {
             Node::File(f) => f,
             Node::Root | Node::Folder(_) => return Err(FsError::IsADirectory),
-            Node::Local(_) => return Err(FsError::NotFound),
+            Node::Local(_) => return self.open_staged(ino, flags),
         };
         let size = match file.exact_size {
             Some(n) => Some(n),
@@ -316,6 +348,9 @@ impl CloudifyFs {
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        if let Some(staged) = self.read_staged(fh, offset, size) {
+            return staged;
+        }
         let reader = {
             let handles = self.file_handles.lock();
             handles
@@ -354,6 +389,9 @@ impl CloudifyFs {
     }
 
     pub fn release(&self, fh: u64) {
+        if self.release_staged(fh) {
+            return;
+        }
         let handle = self.file_handles.lock().remove(&fh);
         if let Some(h) = handle {
             self.inodes.lock().unpin(h.ino);
@@ -381,84 +419,6 @@ impl CloudifyFs {
     /// The listing of folder `id` if it is cached (tests and the write side).
     pub fn cached_listing(&self, id: &Id) -> Option<Arc<DirListing>> {
         self.dirs.peek(id)
-    }
-}
-
-/// Changes. Every one answers EROFS until the write side exists, and always under
-/// `--read-only`.
-impl CloudifyFs {
-    fn refuse_change(&self) -> FsError {
-        FsError::ReadOnly
-    }
-
-    pub fn create(
-        &self,
-        _parent: Ino,
-        _name: &OsStr,
-        _flags: i32,
-    ) -> Result<(Entry, Opened), FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn mknod(&self, _parent: Ino, _name: &OsStr, _mode: u32) -> Result<Entry, FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn mkdir(&self, _parent: Ino, _name: &OsStr) -> Result<Entry, FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn unlink(&self, _parent: Ino, _name: &OsStr) -> Result<(), FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn rmdir(&self, _parent: Ino, _name: &OsStr) -> Result<(), FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn rename(
-        &self,
-        _parent: Ino,
-        _name: &OsStr,
-        _new_parent: Ino,
-        _new_name: &OsStr,
-        _flags: u32,
-    ) -> Result<(), FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn write(&self, _fh: u64, _offset: u64, _data: &[u8]) -> Result<u32, FsError> {
-        Err(self.refuse_change())
-    }
-
-    /// Size, mode, owner or time changes.
-    pub fn setattr(&self, _ino: Ino, _size: Option<u64>) -> Result<Entry, FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn symlink(&self, _parent: Ino, _name: &OsStr) -> Result<Entry, FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn link(&self, _ino: Ino, _new_parent: Ino, _new_name: &OsStr) -> Result<Entry, FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn setxattr(&self, _ino: Ino, _name: &OsStr) -> Result<(), FsError> {
-        Err(self.refuse_change())
-    }
-
-    pub fn removexattr(&self, _ino: Ino, _name: &OsStr) -> Result<(), FsError> {
-        Err(self.refuse_change())
-    }
-
-    /// Close of a descriptor: nothing to store on the read side.
-    pub fn flush(&self, _fh: u64) -> Result<(), FsError> {
-        Ok(())
-    }
-
-    pub fn fsync(&self, _fh: u64) -> Result<(), FsError> {
-        Ok(())
     }
 }
 

@@ -20,6 +20,9 @@ struct Library {
     folders: Vec<(Id, Folder)>,
     files: Vec<(File, Arc<Vec<u8>>)>,
     next_id: u64,
+    /// Trashed files and folders: gone from listings, their names still reserved.
+    trashed_files: Vec<File>,
+    trashed_folders: Vec<(Id, Folder)>,
 }
 
 /// An in-memory Cloudify library.
@@ -32,6 +35,9 @@ pub struct MemRemote {
     ignore_range: AtomicBool,
     /// Sleep inside `list_folder`, so concurrent callers overlap.
     list_delay: Mutex<Duration>,
+    uploads: AtomicUsize,
+    /// The next N uploads fail with a server error.
+    fail_uploads: AtomicUsize,
 }
 
 fn date() -> chrono::NaiveDateTime {
@@ -98,6 +104,35 @@ impl MemRemote {
         *self.list_delay.lock() = d;
     }
 
+    /// The next `n` uploads fail with a server refusal.
+    pub fn fail_next_uploads(&self, n: usize) {
+        self.fail_uploads.store(n, Ordering::SeqCst);
+    }
+
+    pub fn uploads(&self) -> usize {
+        self.uploads.load(Ordering::SeqCst)
+    }
+
+    /// Live files of `folder` as (name, extension, bytes).
+    pub fn files_in(&self, folder: &Id) -> Vec<(String, Option<String>, Vec<u8>)> {
+        let lib = self.lib.lock();
+        lib.files
+            .iter()
+            .filter(|(f, _)| f.folder_id.as_ref() == Some(folder))
+            .map(|(f, b)| (f.name.clone(), f.extension(), b.to_vec()))
+            .collect()
+    }
+
+    /// Live subfolder names of `folder`.
+    pub fn folders_in(&self, folder: &Id) -> Vec<String> {
+        let lib = self.lib.lock();
+        lib.folders
+            .iter()
+            .filter(|(p, _)| p == folder)
+            .map(|(_, f)| f.name.clone())
+            .collect()
+    }
+
     pub fn lists(&self) -> usize {
         self.lists.load(Ordering::SeqCst)
     }
@@ -143,17 +178,21 @@ impl MemRemote {
     }
 }
 
+/// `name`, or `name-1`, `name-2`... when taken (compared case-insensitively).
+fn free_name(name: &str, taken: &[String]) -> String {
+    let mut candidate = name.to_string();
+    let mut n = 0;
+    while taken.contains(&candidate.to_lowercase()) {
+        n += 1;
+        candidate = format!("{name}-{n}");
+    }
+    candidate
+}
+
 fn not_found(what: &str) -> ApiError {
     ApiError::NotFound {
         context: what.to_string(),
         message: "not found".to_string(),
-    }
-}
-
-fn unsupported() -> ApiError {
-    ApiError::Protocol {
-        context: "memory remote".to_string(),
-        message: "not supported by the test double".to_string(),
     }
 }
 
@@ -176,28 +215,102 @@ impl Remote for MemRemote {
             .ok_or_else(|| not_found("GET folder"))
     }
 
-    fn create_folder(&self, _parent: &Id, _name: &str) -> Result<Folder, ApiError> {
-        Err(unsupported())
+    fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
+        let taken: Vec<String> = {
+            let lib = self.lib.lock();
+            lib.folders
+                .iter()
+                .chain(lib.trashed_folders.iter())
+                .filter(|(p, _)| p == parent)
+                .map(|(_, f)| f.name.to_lowercase())
+                .collect()
+        };
+        let name = free_name(name.trim(), &taken);
+        let id = self.add_folder(parent, &name);
+        self.get_folder(&id)
     }
 
-    fn trash_folder(&self, _id: &Id) -> Result<(), ApiError> {
-        Err(unsupported())
+    fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
+        let mut lib = self.lib.lock();
+        let gone: Vec<(Id, Folder)> = lib
+            .folders
+            .iter()
+            .filter(|(_, f)| &f.id == id)
+            .cloned()
+            .collect();
+        lib.folders.retain(|(_, f)| &f.id != id);
+        lib.trashed_folders.extend(gone);
+        Ok(())
     }
 
-    fn delete_folder(&self, _id: &Id) -> Result<(), ApiError> {
-        Err(unsupported())
+    fn delete_folder(&self, id: &Id) -> Result<(), ApiError> {
+        let mut lib = self.lib.lock();
+        lib.folders.retain(|(_, f)| &f.id != id);
+        lib.trashed_folders.retain(|(_, f)| &f.id != id);
+        Ok(())
     }
 
-    fn upload_file(&self, _folder: &Id, _name: &str, _path: &Path) -> Result<File, ApiError> {
-        Err(unsupported())
+    fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError> {
+        self.uploads.fetch_add(1, Ordering::SeqCst);
+        let refuse = |message: &str| ApiError::Refused {
+            context: "POST /media/files".into(),
+            message: message.into(),
+        };
+        let failing = self.fail_uploads.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.fail_uploads.store(failing - 1, Ordering::SeqCst);
+            return Err(refuse("injected upload failure"));
+        }
+        let bytes = std::fs::read(path).map_err(|source| ApiError::Local {
+            context: "upload".into(),
+            source,
+        })?;
+        let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+        if bytes.is_empty() || ext == "exe" {
+            return Err(ApiError::TypeNotAllowed {
+                context: "POST /media/files".into(),
+                message: "The file type is not allowed".into(),
+            });
+        }
+        let taken: Vec<String> = {
+            let lib = self.lib.lock();
+            lib.files
+                .iter()
+                .map(|(f, _)| f)
+                .chain(lib.trashed_files.iter())
+                .filter(|f| f.folder_id.as_ref() == Some(folder))
+                .map(|f| f.name.to_lowercase())
+                .collect()
+        };
+        let stem = free_name(stem, &taken);
+        let id = self.add_file(folder, &stem, ext, bytes);
+        let lib = self.lib.lock();
+        Ok(lib
+            .files
+            .iter()
+            .find(|(f, _)| f.id == id)
+            .map(|(f, _)| f.clone())
+            .unwrap_or_else(|| unreachable!()))
     }
 
-    fn trash_file(&self, _id: &Id) -> Result<(), ApiError> {
-        Err(unsupported())
+    fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
+        let mut lib = self.lib.lock();
+        let Some(pos) = lib.files.iter().position(|(f, _)| &f.id == id) else {
+            return Err(ApiError::Refused {
+                context: "PATCH trash".into(),
+                message: "Error when deleting selected item(s)".into(),
+            });
+        };
+        let (f, _) = lib.files.remove(pos);
+        lib.trashed_files.push(f);
+        Ok(())
     }
 
-    fn delete_file(&self, _id: &Id) -> Result<(), ApiError> {
-        Err(unsupported())
+    fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
+        let mut lib = self.lib.lock();
+        lib.files.retain(|(f, _)| &f.id != id);
+        lib.trashed_files.retain(|f| &f.id != id);
+        Ok(())
     }
 
     fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {

@@ -164,9 +164,11 @@ fn open_and_read_return_the_bytes() {
 }
 
 #[test]
-fn changes_answer_erofs() {
+fn changes_answer_erofs_on_a_read_only_mount() {
     let (remote, _) = library();
-    let fs = fs_over(remote);
+    let mut c = config();
+    c.read_only = true;
+    let fs = CloudifyFs::with_size_cache(c, remote, SizeCache::disabled());
     let ino = fs
         .lookup(ROOT_INO, OsStr::new("readme.txt"))
         .unwrap()
@@ -189,7 +191,11 @@ fn changes_answer_erofs() {
             .errno(),
         libc::EROFS
     );
-    assert_eq!(fs.setattr(ino, Some(0)).unwrap_err().errno(), libc::EROFS);
+    let truncate = write::ops::SetAttr {
+        size: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(fs.setattr(ino, truncate).unwrap_err().errno(), libc::EROFS);
     assert_eq!(
         fs.open(ROOT_INO, libc::O_RDONLY).unwrap_err().errno(),
         libc::EISDIR

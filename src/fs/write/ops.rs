@@ -1,0 +1,1100 @@
+//! The changing operations of [`CloudifyFs`]: create, open for writing, write, flush,
+//! fsync, release, setattr, unlink, mkdir, rmdir, rename, and what the mount refuses
+//! (symlinks, hard links, special files: EPERM; extended attributes: ENOTSUP). Every one
+//! answers EROFS on a `--read-only` mount.
+//!
+//! The rules are those of ../shared/DESIGN.md; [`super`] describes the pending state and
+//! its locks, [`super::store`] the safe overwrite.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::staging::{Manifest, Staged, upload_name};
+use super::store::{self, Job};
+use super::{Handle, Pending, Slot};
+use crate::api::{File, Id};
+use crate::fs::config::DeleteMode;
+use crate::fs::dir::{self, DirEntry};
+use crate::fs::inode::{Ino, Key, LocalFile, Node, RemoteFile};
+use crate::fs::names::{NAME_MAX, display_name};
+use crate::fs::{CloudifyFs, Entry, FsError, Opened};
+
+/// What a name in a directory stands for now.
+enum Target {
+    Pending(Ino),
+    Listed(Box<DirEntry>),
+}
+
+/// The settable attributes of `setattr`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    pub size: Option<u64>,
+    pub atime: Option<SystemTime>,
+    pub mtime: Option<SystemTime>,
+    /// mode, uid or gid given: accepted without effect (Cloudify has no owners or modes).
+    pub owner_or_mode: bool,
+}
+
+fn name_str(name: &OsStr) -> Result<&str, FsError> {
+    let s = name
+        .to_str()
+        .ok_or_else(|| FsError::Invalid("names on Cloudify must be UTF-8".into()))?;
+    if s.len() > NAME_MAX {
+        return Err(FsError::Invalid(format!(
+            "names are at most {NAME_MAX} bytes"
+        )));
+    }
+    Ok(s)
+}
+
+/// Cloudify's folder name rule, `^[\pL\s _\-0-9]+$` after trimming: letters, white space,
+/// `_`, `-` and ASCII digits. (`char::is_alphabetic` is a close stand-in for `\pL`: names it
+/// lets through that the server still refuses get EINVAL from the server's 422.)
+pub fn check_folder_name(name: &str) -> Result<&str, FsError> {
+    let trimmed = name.trim();
+    let ok = |c: char| {
+        c.is_alphabetic() || c.is_whitespace() || c == '_' || c == '-' || c.is_ascii_digit()
+    };
+    if trimmed.is_empty() || !trimmed.chars().all(ok) {
+        return Err(FsError::Invalid(format!(
+            "folder name {name:?} refused: Cloudify folder names may hold only letters, \
+             digits 0-9, spaces, '_' and '-' (rule ^[\\pL\\s _\\-0-9]+$; no dots or other \
+             punctuation)"
+        )));
+    }
+    Ok(trimmed)
+}
+
+/// How a file the server stored is shown.
+fn shown_name(f: &File) -> String {
+    display_name(&f.name, f.extension().as_deref(), "")
+}
+
+fn extension_of_name(name: &str) -> Option<String> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_lowercase())
+}
+
+impl CloudifyFs {
+    fn writable(&self) -> Result<&super::staging::Staging, FsError> {
+        if self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        self.writes.staging()
+    }
+
+    fn folder_of(&self, dir: Ino) -> Result<Id, FsError> {
+        self.node_of(dir)?.folder_id().ok_or(FsError::NotADirectory)
+    }
+
+    fn resolve(&self, parent: Ino, name: &str) -> Result<Option<Target>, FsError> {
+        if let Some(ino) = self.writes.overlay_get(parent, name) {
+            return Ok(Some(Target::Pending(ino)));
+        }
+        let listing = self.listing(parent)?;
+        Ok(listing
+            .find(name)
+            .cloned()
+            .map(|e| Target::Listed(Box::new(e))))
+    }
+
+    fn remove_remote_file(&self, f: &File) -> Result<(), FsError> {
+        match self.config.delete_mode {
+            DeleteMode::Trash => self.remote.trash_file(&f.id)?,
+            DeleteMode::Permanent => self.remote.delete_file(&f.id)?,
+        }
+        Ok(())
+    }
+
+    fn remove_remote_folder(&self, id: &Id) -> Result<(), FsError> {
+        match self.config.delete_mode {
+            DeleteMode::Trash => self.remote.trash_folder(id)?,
+            DeleteMode::Permanent => self.remote.delete_folder(id)?,
+        }
+        Ok(())
+    }
+
+    fn forget_listing(&self, folder: &Id) {
+        self.dirs.invalidate(folder);
+    }
+
+    /// Records a new size of a pending inode's content.
+    fn set_local_size(&self, ino: Ino, size: u64) {
+        let mut inodes = self.inodes.lock();
+        if let Some(inode) = inodes.get_mut(ino)
+            && let Node::Local(l) = &mut inode.node
+        {
+            l.size = size;
+            l.mtime = SystemTime::now();
+        }
+        inodes.content_changed(ino);
+    }
+
+    /// Marks pending content changed; a clean file (stored, still open) becomes dirty and
+    /// replaces its stored version at the next store.
+    fn mark_dirty(&self, st: &mut Pending) -> Result<(), FsError> {
+        if st.dirty {
+            return Ok(());
+        }
+        st.dirty = true;
+        if let Some(stored) = st.stored.take() {
+            st.replaces = Some(stored);
+        }
+        self.save_manifest(st)
+    }
+
+    fn save_manifest(&self, st: &mut Pending) -> Result<(), FsError> {
+        st.manifest.set_replaces(st.replaces.as_ref());
+        st.manifest.backup = st.backup.as_ref().map(|b| b.id.clone());
+        self.writes
+            .staging()?
+            .write_manifest(&st.staged, &st.manifest)
+    }
+
+    fn new_handle(&self, ino: Ino, writable: bool) -> Opened {
+        self.inodes.lock().pin(ino);
+        let fh = self
+            .next_fh
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.writes
+            .handles
+            .lock()
+            .insert(fh, Handle { ino, writable });
+        Opened {
+            fh,
+            keep_cache: false,
+        }
+    }
+
+    /// Makes `ino` pending: local key and node, name in the overlay, slot in `pending`.
+    /// Returns the slot that won when another thread staged the same inode first.
+    fn make_pending(&self, ino: Ino, p: Pending) -> Arc<Slot> {
+        let size = p.size;
+        let staged = p.staged.clone();
+        let slot = {
+            let mut pending = self.writes.pending.lock();
+            if let Some(existing) = pending.get(&ino) {
+                let existing = existing.clone();
+                drop(pending);
+                if let Ok(s) = self.writes.staging() {
+                    s.remove(&staged);
+                }
+                return existing;
+            }
+            let slot = Slot::new(p);
+            pending.insert(ino, slot.clone());
+            slot
+        };
+        let mut inodes = self.inodes.lock();
+        inodes.rekey(ino, Key::Local(ino));
+        let parent_name = inodes.get_mut(ino).map(|inode| {
+            inode.node = Node::Local(LocalFile {
+                size,
+                mtime: SystemTime::now(),
+            });
+            (inode.parent, inode.name.clone())
+        });
+        inodes.content_changed(ino);
+        drop(inodes);
+        if let Some(key) = parent_name {
+            self.writes.overlay.lock().insert(key, ino);
+        }
+        slot
+    }
+
+    fn new_pending(&self, staged: Staged, file: std::fs::File, manifest: Manifest) -> Pending {
+        Pending {
+            staged,
+            file,
+            manifest,
+            size: 0,
+            dirty: true,
+            replaces: None,
+            backup: None,
+            obsolete: Vec::new(),
+            stored: None,
+            writers: 0,
+            handles: 0,
+            busy: false,
+            unlinked: false,
+            error: None,
+        }
+    }
+
+    pub fn create(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        flags: i32,
+    ) -> Result<(Entry, Opened), FsError> {
+        let staging = self.writable()?;
+        let name_s = name_str(name)?;
+        let folder = self.folder_of(parent)?;
+        if self.resolve(parent, name_s)?.is_some() {
+            if flags & libc::O_EXCL != 0 {
+                return Err(FsError::Exists);
+            }
+            let entry = self.lookup(parent, name)?;
+            let opened = self.open(entry.attr.ino, flags)?;
+            return Ok((entry, opened));
+        }
+
+        let path = self.child_path(parent, name);
+        let manifest = Manifest::new(&folder, name_s, &path);
+        let (staged, file) = staging.create(&manifest)?;
+        let mut p = self.new_pending(staged, file, manifest);
+        p.writers = 1;
+        p.handles = 1;
+        let ino = {
+            let mut inodes = self.inodes.lock();
+            let node = Node::Local(LocalFile {
+                size: 0,
+                mtime: SystemTime::now(),
+            });
+            let ino = inodes.insert_local(parent, name_s, node);
+            inodes.add_lookups(ino, 1);
+            ino
+        };
+        self.make_pending(ino, p);
+        let opened = self.new_handle(ino, true);
+        let entry = self.entry_of(&self.inodes.lock(), ino)?;
+        Ok((entry, opened))
+    }
+
+    /// `open` of a pending file, or of a remote file for writing.
+    pub(crate) fn open_staged(&self, ino: Ino, flags: i32) -> Result<Opened, FsError> {
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if writable || flags & libc::O_TRUNC != 0 {
+            self.writable()?;
+        }
+        let trunc = writable && flags & libc::O_TRUNC != 0;
+        let slot = match self.writes.slot(ino) {
+            Some(slot) => slot,
+            None if writable => self.stage_existing(ino, trunc)?,
+            None => return Err(FsError::NotFound),
+        };
+        let size = {
+            let mut st = slot.lock_idle();
+            if trunc && st.size > 0 {
+                st.file
+                    .set_len(0)
+                    .map_err(|e| io_error("truncating", &st.staged, e))?;
+                st.size = 0;
+                self.mark_dirty(&mut st)?;
+            }
+            st.handles += 1;
+            if writable {
+                st.writers += 1;
+            }
+            st.size
+        };
+        if writable {
+            self.writes.queue.cancel(ino);
+        }
+        if trunc {
+            self.set_local_size(ino, size);
+        }
+        Ok(self.new_handle(ino, writable))
+    }
+
+    /// Stages a remote file's content for a change: empty when truncating, else downloaded.
+    fn stage_existing(&self, ino: Ino, trunc: bool) -> Result<Arc<Slot>, FsError> {
+        let staging = self.writable()?;
+        let remote_file = match self.node_of(ino)? {
+            Node::File(f) => f.file,
+            Node::Root | Node::Folder(_) => return Err(FsError::IsADirectory),
+            Node::Local(_) => return Err(FsError::NotFound),
+        };
+        let parent = self.inodes.lock().get(ino).map(|i| i.parent);
+        let parent = parent.ok_or(FsError::StaleInode(ino))?;
+        let folder = self.folder_of(parent)?;
+        let path = self.path_of(ino);
+        let name = self.inodes.lock().get(ino).map(|i| i.name.clone());
+        let name = name.ok_or(FsError::StaleInode(ino))?;
+        let mut manifest = Manifest::new(&folder, &name, &path);
+        manifest.set_replaces(Some(&remote_file));
+
+        let (staged, file, size, backup) = if trunc {
+            let (staged, file) = staging.create(&manifest)?;
+            (staged, file, 0, None)
+        } else {
+            // The old content is both the start of the new one and the copy held for the
+            // safe overwrite.
+            let mut held = Manifest::new(&folder, &upload_name(&remote_file), &path);
+            held.backup_of = Some(remote_file.id.as_str().to_string());
+            let (backup, mut old) = staging.download(&*self.remote, &remote_file, &held)?;
+            let len = old.metadata().map(|m| m.len()).unwrap_or(0);
+            staging.check_space(len)?;
+            manifest.backup = Some(backup.id.clone());
+            let (staged, mut file) = staging.create(&manifest)?;
+            let copy =
+                std::io::Seek::rewind(&mut old).and_then(|()| std::io::copy(&mut old, &mut file));
+            if let Err(e) = copy {
+                staging.remove(&staged);
+                staging.remove(&backup);
+                return Err(io_error("copying into", &staged, e));
+            }
+            (staged, file, len, Some(backup))
+        };
+        let mut p = self.new_pending(staged, file, manifest);
+        p.size = size;
+        p.backup = backup;
+        if trunc {
+            p.replaces = Some(remote_file);
+        } else {
+            // Same content as the server's until the first write (which writes the manifest).
+            staging.forget_manifest(&p.staged);
+            p.dirty = false;
+            p.stored = Some(remote_file);
+        }
+        Ok(self.make_pending(ino, p))
+    }
+
+    pub(crate) fn read_staged(
+        &self,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Option<Result<Vec<u8>, FsError>> {
+        let h = self.writes.handle(fh)?;
+        let slot = self.writes.slot(h.ino)?;
+        let st = slot.state.lock();
+        let len = (size as u64).min(st.size.saturating_sub(offset)) as usize;
+        let mut buf = vec![0; len];
+        let mut done = 0;
+        while done < len {
+            match st.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return Some(Err(io_error("reading", &st.staged, e))),
+            }
+        }
+        buf.truncate(done);
+        Some(Ok(buf))
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
+        let h = self.writes.handle(fh).ok_or(FsError::BadHandle(fh))?;
+        if !h.writable {
+            return Err(FsError::BadHandle(fh));
+        }
+        let slot = self.writes.slot(h.ino).ok_or(FsError::BadHandle(fh))?;
+        let staging = self.writes.staging()?;
+        let size = {
+            let mut st = slot.lock_idle();
+            let end = offset + data.len() as u64;
+            staging.check_space(end.saturating_sub(st.size))?;
+            st.file
+                .write_all_at(data, offset)
+                .map_err(|e| io_error("writing", &st.staged, e))?;
+            st.size = st.size.max(end);
+            self.mark_dirty(&mut st)?;
+            st.size
+        };
+        self.set_local_size(h.ino, size);
+        Ok(data.len() as u32)
+    }
+
+    /// Close of a descriptor: without write-back, stores what was written and answers only
+    /// once the server answered.
+    pub fn flush(&self, fh: u64) -> Result<(), FsError> {
+        let Some(h) = self.writes.handle(fh) else {
+            return Ok(());
+        };
+        if !h.writable || !self.config.write_back.is_zero() {
+            return Ok(());
+        }
+        self.store_ino(h.ino, false)
+    }
+
+    /// Stores what is pending and reports the result (also a failed write-back).
+    pub fn fsync(&self, fh: u64) -> Result<(), FsError> {
+        let Some(h) = self.writes.handle(fh) else {
+            return Ok(());
+        };
+        self.store_ino(h.ino, false)
+    }
+
+    /// Releases a write-side handle; false when `fh` is not one.
+    pub(crate) fn release_staged(&self, fh: u64) -> bool {
+        let Some(h) = self.writes.handles.lock().remove(&fh) else {
+            return false;
+        };
+        self.inodes.lock().unpin(h.ino);
+        let Some(slot) = self.writes.slot(h.ino) else {
+            return true;
+        };
+        let schedule = {
+            let mut st = slot.state.lock();
+            st.handles = st.handles.saturating_sub(1);
+            if h.writable {
+                st.writers = st.writers.saturating_sub(1);
+            }
+            st.handles == 0 && st.dirty && !st.unlinked && st.size > 0
+        };
+        if schedule && !self.config.write_back.is_zero() {
+            self.writes
+                .queue
+                .schedule(h.ino, Instant::now() + self.config.write_back);
+        }
+        self.settle(h.ino);
+        true
+    }
+
+    /// Once a pending inode has no handle and nothing to store, it becomes the remote file
+    /// it was stored as (or disappears, when unlinked).
+    fn settle(&self, ino: Ino) {
+        let Some(slot) = self.writes.slot(ino) else {
+            return;
+        };
+        let st = slot.state.lock();
+        if st.handles > 0 || st.busy || (st.dirty && !st.unlinked) {
+            return;
+        }
+        self.writes.pending.lock().remove(&ino);
+        if let Ok(staging) = self.writes.staging() {
+            staging.remove(&st.staged);
+            if let Some(b) = &st.backup {
+                staging.remove(b);
+            }
+        }
+        if st.unlinked {
+            return;
+        }
+        let Some(file) = st.stored.clone() else {
+            return;
+        };
+        let exact = (file.extension() == extension_of_name(&st.manifest.name)).then_some(st.size);
+        drop(st);
+        let mut inodes = self.inodes.lock();
+        let key = inodes.get(ino).map(|i| (i.parent, i.name.clone()));
+        inodes.rekey(ino, Key::Remote(file.id.clone()));
+        if let Some(inode) = inodes.get_mut(ino) {
+            inode.node = Node::File(RemoteFile {
+                file,
+                exact_size: exact,
+            });
+        }
+        drop(inodes);
+        if let Some(key) = key {
+            self.writes.overlay.lock().remove(&key);
+        }
+    }
+
+    /// Stores the pending content of `ino` now (see [`store::store`]). With `only_closed`,
+    /// a file open for writing is left alone (its last close schedules it again).
+    pub(crate) fn store_ino(&self, ino: Ino, only_closed: bool) -> Result<(), FsError> {
+        let Some(slot) = self.writes.slot(ino) else {
+            return Ok(());
+        };
+        let staging = self.writes.staging()?;
+        let job = {
+            let mut st = slot.lock_idle();
+            if !st.dirty || st.unlinked || (only_closed && st.writers > 0) {
+                return Ok(());
+            }
+            if st.size == 0 {
+                keep_empty(&st);
+                return Ok(());
+            }
+            st.busy = true;
+            Job {
+                folder: st.manifest.folder_id(),
+                name: st.manifest.name.clone(),
+                staged: st.staged.clone(),
+                path: st.manifest.path.clone(),
+                replaces: st.replaces.clone(),
+                backup: st.backup.take(),
+            }
+        };
+        let folder = job.folder.clone();
+        let result = store::store(&*self.remote, staging, job);
+        self.forget_listing(&folder);
+
+        let mut st = slot.state.lock();
+        st.busy = false;
+        slot.idle.notify_all();
+        match result {
+            Ok(file) => {
+                st.dirty = false;
+                st.replaces = None;
+                st.error = None;
+                staging.forget_manifest(&st.staged);
+                let obsolete = std::mem::take(&mut st.obsolete);
+                self.adopt_name(ino, &mut st, &file);
+                st.stored = Some(file);
+                drop(st);
+                for old in obsolete {
+                    if let Err(e) = self.remove_remote_file(&old) {
+                        log::warn!(
+                            "removing the old {} after storing its new copy: {e}",
+                            upload_name(&old)
+                        );
+                    }
+                }
+                self.settle(ino);
+                Ok(())
+            }
+            Err(failure) => {
+                st.replaces = failure.replaces;
+                st.backup = failure.backup;
+                let _ = self.save_manifest(&mut st);
+                st.error = Some(failure.error.clone());
+                Err(failure.error)
+            }
+        }
+    }
+
+    /// After a store: the entry takes the name the server chose.
+    fn adopt_name(&self, ino: Ino, st: &mut Pending, file: &File) {
+        let shown = shown_name(file);
+        let old = {
+            let mut inodes = self.inodes.lock();
+            let Some(inode) = inodes.get_mut(ino) else {
+                return;
+            };
+            if inode.name == shown {
+                return;
+            }
+            let old = (
+                inode.parent,
+                std::mem::replace(&mut inode.name, shown.clone()),
+            );
+            drop(inodes);
+            old
+        };
+        log::info!("{}: stored as {shown}", st.manifest.path);
+        st.manifest.name = shown.clone();
+        let mut overlay = self.writes.overlay.lock();
+        overlay.remove(&old);
+        overlay.insert((old.0, shown), ino);
+        drop(overlay);
+        self.writes.invalidate(old.0, &old.1);
+    }
+
+    /// Called by the write-back thread when a file's delay has passed.
+    pub(crate) fn store_deferred(&self, ino: Ino) {
+        if let Err(e) = self.store_ino(ino, true) {
+            log::warn!("write-back of {}: {e}", self.path_of(ino));
+        }
+    }
+
+    pub fn setattr(&self, ino: Ino, set: SetAttr) -> Result<Entry, FsError> {
+        if self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if let Some(size) = set.size {
+            self.truncate(ino, size)?;
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            let mut times = self.writes.times.lock();
+            let t = times.entry(ino).or_default();
+            t.atime = set.atime.or(t.atime);
+            t.mtime = set.mtime.or(t.mtime);
+        }
+        self.entry_of(&self.inodes.lock(), ino)
+    }
+
+    fn truncate(&self, ino: Ino, size: u64) -> Result<(), FsError> {
+        let staging = self.writable()?;
+        let slot = match self.writes.slot(ino) {
+            Some(slot) => slot,
+            None => self.stage_existing(ino, size == 0)?,
+        };
+        let idle = {
+            let mut st = slot.lock_idle();
+            if st.size != size {
+                staging.check_space(size.saturating_sub(st.size))?;
+                st.file
+                    .set_len(size)
+                    .map_err(|e| io_error("truncating", &st.staged, e))?;
+                st.size = size;
+                self.mark_dirty(&mut st)?;
+            }
+            st.handles == 0
+        };
+        self.set_local_size(ino, size);
+        if idle {
+            if self.config.write_back.is_zero() {
+                self.store_ino(ino, false)?;
+            } else {
+                self.writes
+                    .queue
+                    .schedule(ino, Instant::now() + self.config.write_back);
+            }
+            self.settle(ino);
+        }
+        Ok(())
+    }
+
+    pub fn unlink(&self, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.writable()?;
+        let name = name_str(name)?;
+        match self.resolve(parent, name)?.ok_or(FsError::NotFound)? {
+            Target::Pending(ino) => self.unlink_pending(parent, name, ino),
+            Target::Listed(e) => match &e.node {
+                Node::File(f) => {
+                    self.remove_remote_file(&f.file)?;
+                    self.forget_listing(&self.folder_of(parent)?);
+                    Ok(())
+                }
+                _ => Err(FsError::IsADirectory),
+            },
+        }
+    }
+
+    fn unlink_pending(&self, parent: Ino, name: &str, ino: Ino) -> Result<(), FsError> {
+        let slot = self.writes.slot(ino).ok_or(FsError::NotFound)?;
+        let remote_copies = {
+            let mut st = slot.lock_idle();
+            st.unlinked = true;
+            let mut copies: Vec<File> = std::mem::take(&mut st.obsolete);
+            copies.extend(st.replaces.take());
+            copies.extend(st.stored.take());
+            copies
+        };
+        self.writes
+            .overlay
+            .lock()
+            .remove(&(parent, name.to_string()));
+        self.writes.queue.cancel(ino);
+        self.writes.times.lock().remove(&ino);
+        self.settle(ino);
+        for f in &remote_copies {
+            self.remove_remote_file(f)?;
+        }
+        self.forget_listing(&self.folder_of(parent)?);
+        Ok(())
+    }
+
+    pub fn mkdir(&self, parent: Ino, name: &OsStr) -> Result<Entry, FsError> {
+        self.writable()?;
+        let name_s = name_str(name)?;
+        let wanted = check_folder_name(name_s)?;
+        let folder = self.folder_of(parent)?;
+        if self.resolve(parent, name_s)?.is_some() {
+            return Err(FsError::Exists);
+        }
+        let created = self.remote.create_folder(&folder, wanted)?;
+        self.forget_listing(&folder);
+        if created.name != name_s {
+            log::info!(
+                "{}: stored as {}",
+                self.child_path(parent, name),
+                created.name
+            );
+            self.writes.invalidate(parent, name_s);
+        }
+        let mut inodes = self.inodes.lock();
+        let id = created.id.clone();
+        let shown = created.name.clone();
+        let ino = inodes.upsert(parent, &shown, Node::Folder(created), &id);
+        inodes.add_lookups(ino, 1);
+        self.entry_of(&inodes, ino)
+    }
+
+    /// Whether remote folder `id` (inode `ino`) has no entry, asked fresh from the server
+    /// (the server deletes folders recursively, so a stale "empty" must not be trusted).
+    fn folder_is_empty(&self, ino: Option<Ino>, id: &Id) -> Result<bool, FsError> {
+        if let Some(ino) = ino
+            && !self.writes.local_children(ino).is_empty()
+        {
+            return Ok(false);
+        }
+        let listing = dir::fetch(&*self.remote, &self.sizes, id)?;
+        Ok(listing.entries.is_empty())
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.writable()?;
+        let name = name_str(name)?;
+        let folder = match self.resolve(parent, name)?.ok_or(FsError::NotFound)? {
+            Target::Listed(e) => match e.node {
+                Node::Folder(f) => f,
+                _ => return Err(FsError::NotADirectory),
+            },
+            Target::Pending(_) => return Err(FsError::NotADirectory),
+        };
+        let ino = self.inodes.lock().ino_of(&Key::Remote(folder.id.clone()));
+        if !self.folder_is_empty(ino, &folder.id)? {
+            return Err(FsError::NotEmpty);
+        }
+        self.remove_remote_folder(&folder.id)?;
+        self.forget_listing(&self.folder_of(parent)?);
+        self.forget_listing(&folder.id);
+        Ok(())
+    }
+
+    pub fn rename(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        new_parent: Ino,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> Result<(), FsError> {
+        self.writable()?;
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            return Err(FsError::Invalid(
+                "RENAME_EXCHANGE is not supported on Cloudify".into(),
+            ));
+        }
+        let (name, new_name) = (name_str(name)?, name_str(new_name)?);
+        if parent == new_parent && name == new_name {
+            return Ok(());
+        }
+        let src = self.resolve(parent, name)?.ok_or(FsError::NotFound)?;
+        let dst = self.resolve(new_parent, new_name)?;
+        if flags & libc::RENAME_NOREPLACE != 0 && dst.is_some() {
+            return Err(FsError::Exists);
+        }
+        let to = (new_parent, new_name);
+        match src {
+            Target::Listed(e) if e.node.is_dir() => self.rename_dir(parent, &e, to, dst),
+            Target::Pending(ino) => {
+                let (replaces, backup) = self.displace(dst, ino)?;
+                self.rename_pending(ino, (parent, name), to, replaces, backup)
+            }
+            Target::Listed(e) => {
+                let Node::File(f) = &e.node else {
+                    return Err(FsError::NotFound);
+                };
+                let (replaces, backup) = self.displace(dst, 0)?;
+                self.rename_remote(parent, &f.file, to, replaces, backup)
+            }
+        }
+    }
+
+    /// What a file renamed onto `dst` replaces: the remote file that holds the name, and
+    /// its held content. A pending destination is dropped (as by unlink, but the remote
+    /// file it would replace is handed over instead of removed).
+    fn displace(
+        &self,
+        dst: Option<Target>,
+        src_ino: Ino,
+    ) -> Result<(Option<File>, Option<Staged>), FsError> {
+        match dst {
+            None => Ok((None, None)),
+            Some(Target::Listed(e)) => match e.node {
+                Node::File(f) => Ok((Some(f.file), None)),
+                _ => Err(FsError::IsADirectory),
+            },
+            Some(Target::Pending(ino)) if ino == src_ino => Ok((None, None)),
+            Some(Target::Pending(ino)) => {
+                let slot = self.writes.slot(ino).ok_or(FsError::NotFound)?;
+                let (held, backup, key) = {
+                    let mut st = slot.lock_idle();
+                    st.unlinked = true;
+                    let held = st.replaces.take().or(st.stored.take());
+                    let key = (st.manifest.folder.clone(), st.manifest.name.clone());
+                    (held, st.backup.take(), key)
+                };
+                let _ = key;
+                let parent = self
+                    .inodes
+                    .lock()
+                    .get(ino)
+                    .map(|i| (i.parent, i.name.clone()));
+                if let Some(k) = parent {
+                    self.writes.overlay.lock().remove(&k);
+                }
+                self.writes.queue.cancel(ino);
+                self.settle(ino);
+                Ok((held, backup))
+            }
+        }
+    }
+
+    /// A pending file is renamed locally; its content is stored under the new name at the
+    /// next store, and the remote copies under the old name are removed then.
+    fn rename_pending(
+        &self,
+        ino: Ino,
+        from: (Ino, &str),
+        to: (Ino, &str),
+        replaces: Option<File>,
+        backup: Option<Staged>,
+    ) -> Result<(), FsError> {
+        let slot = self.writes.slot(ino).ok_or(FsError::NotFound)?;
+        let folder = self.folder_of(to.0)?;
+        let path = self.child_path(to.0, OsStr::new(to.1));
+        let (idle, size) = {
+            let mut st = slot.lock_idle();
+            if let Some(old) = st.replaces.take() {
+                st.obsolete.push(old);
+            }
+            if let Some(old) = st.stored.take() {
+                st.obsolete.push(old);
+            }
+            if let Some(b) = st.backup.take()
+                && let Ok(s) = self.writes.staging()
+            {
+                s.remove(&b);
+            }
+            st.replaces = replaces;
+            st.backup = backup;
+            st.manifest.folder = folder.as_str().to_string();
+            st.manifest.name = to.1.to_string();
+            st.manifest.path = path;
+            st.dirty = true;
+            self.save_manifest(&mut st)?;
+            (st.handles == 0, st.size)
+        };
+        {
+            let mut overlay = self.writes.overlay.lock();
+            overlay.remove(&(from.0, from.1.to_string()));
+            overlay.insert((to.0, to.1.to_string()), ino);
+        }
+        if let Some(inode) = self.inodes.lock().get_mut(ino) {
+            inode.parent = to.0;
+            inode.name = to.1.to_string();
+        }
+        if idle && size > 0 && self.config.write_back.is_zero() {
+            self.store_ino(ino, false)?;
+            self.settle(ino);
+        }
+        Ok(())
+    }
+
+    /// A stored file is uploaded again under the new name (its content streamed from its
+    /// URL into a staging file), then the old one is removed by `--delete-mode`.
+    fn rename_remote(
+        &self,
+        parent: Ino,
+        file: &File,
+        to: (Ino, &str),
+        replaces: Option<File>,
+        backup: Option<Staged>,
+    ) -> Result<(), FsError> {
+        let staging = self.writable()?;
+        let folder = self.folder_of(to.0)?;
+        let path = self.child_path(to.0, OsStr::new(to.1));
+        let mut manifest = Manifest::new(&folder, to.1, &path);
+        manifest.set_replaces(replaces.as_ref());
+        let (staged, copy) = staging.download(&*self.remote, file, &manifest)?;
+        let size = copy.metadata().map(|m| m.len()).unwrap_or(0);
+        let job = Job {
+            folder: folder.clone(),
+            name: to.1.to_string(),
+            staged: staged.clone(),
+            path,
+            replaces,
+            backup,
+        };
+        let result = store::store(&*self.remote, staging, job);
+        staging.remove(&staged);
+        self.forget_listing(&folder);
+        self.forget_listing(&self.folder_of(parent)?);
+        let stored = result.map_err(|f| f.error)?;
+        if let Err(e) = self.remove_remote_file(file) {
+            log::warn!(
+                "{}: copied to {} but removing the original failed: {e}",
+                self.child_path(parent, OsStr::new(&shown_name(file))),
+                shown_name(&stored)
+            );
+        }
+
+        let shown = shown_name(&stored);
+        if shown != to.1 {
+            log::info!(
+                "{}: stored as {shown}",
+                self.child_path(to.0, OsStr::new(to.1))
+            );
+            self.writes.invalidate(to.0, to.1);
+        }
+        let mut inodes = self.inodes.lock();
+        if let Some(ino) = inodes.ino_of(&Key::Remote(file.id.clone())) {
+            inodes.rekey(ino, Key::Remote(stored.id.clone()));
+            if let Some(inode) = inodes.get_mut(ino) {
+                inode.parent = to.0;
+                inode.name = shown;
+                let exact = (stored.extension() == file.extension()).then_some(size);
+                inode.node = Node::File(RemoteFile {
+                    file: stored,
+                    exact_size: exact,
+                });
+            }
+            inodes.content_changed(ino);
+        }
+        Ok(())
+    }
+
+    /// An empty directory is renamed by creating the new folder and removing the old one; a
+    /// directory with content answers EXDEV (`mv` then copies and deletes).
+    fn rename_dir(
+        &self,
+        parent: Ino,
+        src: &DirEntry,
+        to: (Ino, &str),
+        dst: Option<Target>,
+    ) -> Result<(), FsError> {
+        let Node::Folder(folder) = &src.node else {
+            return Err(FsError::Invalid("the root cannot be renamed".into()));
+        };
+        let wanted = check_folder_name(to.1)?;
+        let src_ino = self.inodes.lock().ino_of(&Key::Remote(folder.id.clone()));
+        match dst {
+            None => {}
+            Some(Target::Listed(e)) if matches!(e.node, Node::Folder(_)) => {
+                let Node::Folder(d) = e.node else {
+                    return Err(FsError::NotADirectory);
+                };
+                let d_ino = self.inodes.lock().ino_of(&Key::Remote(d.id.clone()));
+                if !self.folder_is_empty(d_ino, &d.id)? {
+                    return Err(FsError::NotEmpty);
+                }
+                self.remove_remote_folder(&d.id)?;
+            }
+            Some(_) => return Err(FsError::NotADirectory),
+        }
+        if !self.folder_is_empty(src_ino, &folder.id)? {
+            return Err(FsError::CrossDevice);
+        }
+        let new_folder = self.folder_of(to.0)?;
+        let created = self.remote.create_folder(&new_folder, wanted)?;
+        if let Err(e) = self.remove_remote_folder(&folder.id) {
+            log::warn!(
+                "{}: created {} but removing the old folder failed: {e}",
+                folder.name,
+                created.name
+            );
+        }
+        self.forget_listing(&new_folder);
+        self.forget_listing(&self.folder_of(parent)?);
+        if created.name != to.1 {
+            log::info!(
+                "{}: stored as {}",
+                self.child_path(to.0, OsStr::new(to.1)),
+                created.name
+            );
+            self.writes.invalidate(to.0, to.1);
+        }
+        let mut inodes = self.inodes.lock();
+        if let Some(ino) = src_ino {
+            inodes.rekey(ino, Key::Remote(created.id.clone()));
+            if let Some(inode) = inodes.get_mut(ino) {
+                inode.parent = to.0;
+                inode.name = created.name.clone();
+                inode.node = Node::Folder(created);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn mknod(&self, _parent: Ino, _name: &OsStr, _mode: u32) -> Result<Entry, FsError> {
+        self.writable()?;
+        Err(FsError::NotPermitted)
+    }
+
+    pub fn symlink(&self, _parent: Ino, _name: &OsStr) -> Result<Entry, FsError> {
+        self.writable()?;
+        Err(FsError::NotPermitted)
+    }
+
+    pub fn link(&self, _ino: Ino, _new_parent: Ino, _new_name: &OsStr) -> Result<Entry, FsError> {
+        self.writable()?;
+        Err(FsError::NotPermitted)
+    }
+
+    pub fn setxattr(&self, _ino: Ino, _name: &OsStr) -> Result<(), FsError> {
+        self.writable()?;
+        Err(FsError::NotSupported)
+    }
+
+    pub fn removexattr(&self, _ino: Ino, _name: &OsStr) -> Result<(), FsError> {
+        self.writable()?;
+        Err(FsError::NotSupported)
+    }
+
+    /// Starts the write-back thread and the recovery of staged files a previous mount left.
+    pub fn start_background(self: &Arc<Self>) {
+        if !self.config.read_only && !self.config.write_back.is_zero() {
+            self.writes.queue.start(Arc::downgrade(self));
+        }
+        if self.config.read_only {
+            return;
+        }
+        // Listed now, before this mount stages anything of its own.
+        let Ok(staging) = self.writes.staging() else {
+            return;
+        };
+        let leftovers = staging.leftovers();
+        if leftovers.is_empty() {
+            return;
+        }
+        let fs = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("recover".into())
+            .spawn(move || super::recover::recover(&fs, leftovers));
+        if let Err(e) = spawned {
+            log::warn!("cannot start the recovery of staged files: {e}");
+        }
+    }
+
+    /// At unmount: every pending upload finishes or fails loudly.
+    pub fn destroy(&self) {
+        self.writes.queue.stop();
+        let inos: Vec<Ino> = self.writes.pending.lock().keys().copied().collect();
+        for ino in inos {
+            let path = self.path_of(ino);
+            let Some(slot) = self.writes.slot(ino) else {
+                continue;
+            };
+            let (dirty, size, unlinked) = {
+                let st = slot.lock_idle();
+                (st.dirty, st.size, st.unlinked)
+            };
+            if !dirty || unlinked {
+                continue;
+            }
+            if size == 0 {
+                log::warn!(
+                    "{path}: empty file not stored (the server refuses empty files); it ends with the mount"
+                );
+                let st = slot.state.lock();
+                if st.replaces.is_none()
+                    && let Ok(s) = self.writes.staging()
+                {
+                    s.remove(&st.staged);
+                }
+                continue;
+            }
+            match self.store_ino(ino, false) {
+                Ok(()) => log::info!("{path}: stored at unmount"),
+                Err(e) => log::error!("{path}: NOT STORED at unmount: {e}"),
+            }
+        }
+    }
+}
+
+fn keep_empty(st: &Pending) {
+    if st.replaces.is_none() {
+        log::info!(
+            "{}: empty, kept local (the server refuses empty files); it stays visible until \
+             it gets content or the mount ends",
+            st.manifest.path
+        );
+    } else {
+        log::warn!(
+            "{}: truncated to 0 bytes, which the server cannot store; the server keeps the \
+             old content until the file gets new content",
+            st.manifest.path
+        );
+    }
+}
+
+fn io_error(what: &str, staged: &Staged, e: std::io::Error) -> FsError {
+    FsError::Io {
+        what: format!("{what} {}", staged.data.display()),
+        source: Arc::new(e),
+    }
+}
+
+impl CloudifyFs {
+    /// How the core tells the kernel to forget a name (set once the session exists).
+    pub fn set_invalidator(&self, f: super::Invalidator) {
+        let _ = self.writes.invalidator.set(f);
+    }
+}

@@ -1,0 +1,296 @@
+//! The write side driven without a kernel over the in-memory remote.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::Id;
+use crate::fs::config::DeleteMode;
+use crate::fs::sizes::SizeCache;
+use crate::fs::testing::MemRemote;
+use crate::fs::{CloudifyFs, FsConfig, ROOT_INO};
+
+struct Fixture {
+    fs: Arc<CloudifyFs>,
+    remote: Arc<MemRemote>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture_with(remote: Arc<MemRemote>, edit: impl FnOnce(&mut FsConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = FsConfig::new(dir.path().to_path_buf());
+    config.dir_cache_time = Duration::ZERO;
+    edit(&mut config);
+    let fs = Arc::new(CloudifyFs::with_size_cache(
+        config,
+        remote.clone(),
+        SizeCache::disabled(),
+    ));
+    fs.start_background();
+    Fixture {
+        fs,
+        remote,
+        _dir: dir,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(Arc::new(MemRemote::new()), |_| {})
+}
+
+fn n(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// create + write + close, as `cp` does.
+fn put(fs: &CloudifyFs, parent: u64, name: &str, data: &[u8]) -> Result<u64, crate::fs::FsError> {
+    let (entry, opened) = fs.create(parent, n(name), libc::O_WRONLY | libc::O_CREAT)?;
+    fs.write(opened.fh, 0, data)?;
+    let r = fs.flush(opened.fh);
+    fs.release(opened.fh);
+    r.map(|()| entry.attr.ino)
+}
+
+fn read_all(fs: &CloudifyFs, ino: u64) -> Vec<u8> {
+    let o = fs.open(ino, libc::O_RDONLY).unwrap();
+    let data = fs.read(o.fh, 0, 1 << 20).unwrap();
+    fs.release(o.fh);
+    data
+}
+
+#[test]
+fn close_uploads_and_the_entry_takes_the_servers_name() {
+    let f = fixture();
+    f.remote
+        .add_file(&Id::root(), "a", "pdf", b"%PDF old".to_vec());
+    let (entry, o) = f.fs.create(ROOT_INO, n("a.txt"), libc::O_WRONLY).unwrap();
+    f.fs.write(o.fh, 0, b"hello").unwrap();
+    assert_eq!(
+        f.fs.read(o.fh, 0, 100).unwrap(),
+        b"hello",
+        "reads come from staging"
+    );
+    assert_eq!(f.remote.uploads(), 0);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(f.remote.uploads(), 1);
+
+    let files = f.remote.files_in(&Id::root());
+    assert!(
+        files
+            .iter()
+            .any(|(name, ext, b)| name == "a-1" && ext.as_deref() == Some("txt") && b == b"hello")
+    );
+    let e = f.fs.lookup(ROOT_INO, n("a-1.txt")).unwrap();
+    assert_eq!(
+        e.attr.ino, entry.attr.ino,
+        "same inode under the server's name"
+    );
+    assert_eq!(e.attr.size, 5);
+    assert_eq!(read_all(&f.fs, e.attr.ino), b"hello");
+}
+
+#[test]
+fn an_empty_new_file_stays_local_and_visible() {
+    let f = fixture();
+    put(&f.fs, ROOT_INO, "empty.txt", b"").unwrap();
+    assert_eq!(f.remote.uploads(), 0);
+    let e = f.fs.lookup(ROOT_INO, n("empty.txt")).unwrap();
+    assert_eq!(e.attr.size, 0);
+    let fh = f.fs.opendir(ROOT_INO).unwrap().fh;
+    let mut names = Vec::new();
+    f.fs.readdir(ROOT_INO, fh, 0, false, |i| {
+        names.push(i.name.to_string());
+        false
+    })
+    .unwrap();
+    assert!(names.contains(&"empty.txt".to_string()));
+}
+
+#[test]
+fn a_failed_overwrite_puts_the_old_content_back_and_keeps_the_new_staged() {
+    let f = fixture();
+    f.remote
+        .add_file(&Id::root(), "doc", "txt", b"old content".to_vec());
+    let ino = f.fs.lookup(ROOT_INO, n("doc.txt")).unwrap().attr.ino;
+    let o = f.fs.open(ino, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    f.fs.write(o.fh, 0, b"new content").unwrap();
+    f.remote.fail_next_uploads(1);
+    let err = f.fs.flush(o.fh).unwrap_err();
+    f.fs.release(o.fh);
+    assert_eq!(err.errno(), libc::EIO);
+    assert!(err.to_string().contains("staged at"), "{err}");
+
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "doc", "the old content is back under its name");
+    assert_eq!(files[0].2, b"old content");
+    assert_eq!(
+        read_all(&f.fs, ino),
+        b"new content",
+        "the mount keeps showing what was written"
+    );
+
+    // The next store succeeds and keeps the name.
+    f.fs.destroy();
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (files[0].0.as_str(), files[0].2.as_slice()),
+        ("doc", &b"new content"[..])
+    );
+}
+
+#[test]
+fn append_to_an_existing_file_downloads_it_first() {
+    let f = fixture();
+    f.remote
+        .add_file(&Id::root(), "log", "txt", b"line1\n".to_vec());
+    let ino = f.fs.lookup(ROOT_INO, n("log.txt")).unwrap().attr.ino;
+    let o = f.fs.open(ino, libc::O_WRONLY | libc::O_APPEND).unwrap();
+    f.fs.write(o.fh, 6, b"line2\n").unwrap();
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (files[0].0.as_str(), files[0].2.as_slice()),
+        ("log", &b"line1\nline2\n"[..])
+    );
+}
+
+#[test]
+fn with_write_back_a_rename_within_the_delay_costs_one_upload() {
+    let f = fixture_with(Arc::new(MemRemote::new()), |c| {
+        c.write_back = Duration::from_millis(300)
+    });
+    put(&f.fs, ROOT_INO, ".tmp-x.txt", b"content").unwrap();
+    f.fs.rename(ROOT_INO, n(".tmp-x.txt"), ROOT_INO, n("final.txt"), 0)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while f.remote.uploads() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f.fs.destroy();
+    assert_eq!(f.remote.uploads(), 1);
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "final");
+}
+
+#[test]
+fn writing_past_the_free_space_fails_with_enospc() {
+    let f = fixture();
+    let (_, o) = f.fs.create(ROOT_INO, n("big.txt"), libc::O_WRONLY).unwrap();
+    f.fs.writes.staging().unwrap().pretend_free(Some(8));
+    f.fs.write(o.fh, 0, b"12345").unwrap();
+    let err = f.fs.write(o.fh, 5, b"1234567890").unwrap_err();
+    assert_eq!(err.errno(), libc::ENOSPC);
+    f.fs.writes.staging().unwrap().pretend_free(None);
+    f.fs.release(o.fh);
+}
+
+#[test]
+fn mkdir_refuses_dotted_names_before_any_request_and_takes_the_returned_name() {
+    let f = fixture();
+    let err = f.fs.mkdir(ROOT_INO, n("v1.2")).unwrap_err();
+    assert_eq!(err.errno(), libc::EINVAL);
+    assert!(err.to_string().contains("rule"));
+    assert!(f.remote.folders_in(&Id::root()).is_empty());
+    f.fs.mkdir(ROOT_INO, n("Docs")).unwrap();
+    f.fs.rmdir(ROOT_INO, n("Docs")).unwrap();
+    let e = f.fs.mkdir(ROOT_INO, n("Docs")).unwrap();
+    assert_eq!(
+        f.remote.folders_in(&Id::root()),
+        ["Docs-1"],
+        "trashed names stay reserved"
+    );
+    assert_eq!(
+        f.fs.lookup(ROOT_INO, n("Docs-1")).unwrap().attr.ino,
+        e.attr.ino
+    );
+}
+
+#[test]
+fn rmdir_of_a_folder_with_content_is_enotempty() {
+    let f = fixture();
+    let d = f.remote.add_folder(&Id::root(), "Full");
+    f.remote.add_file(&d, "x", "txt", b"x".to_vec());
+    assert_eq!(
+        f.fs.rmdir(ROOT_INO, n("Full")).unwrap_err().errno(),
+        libc::ENOTEMPTY
+    );
+    assert_eq!(
+        f.fs.rename(ROOT_INO, n("Full"), ROOT_INO, n("Other"), 0)
+            .unwrap_err()
+            .errno(),
+        libc::EXDEV
+    );
+}
+
+#[test]
+fn rename_of_a_stored_file_moves_it_and_unlink_follows_the_delete_mode() {
+    let f = fixture_with(Arc::new(MemRemote::new()), |c| {
+        c.delete_mode = DeleteMode::Permanent
+    });
+    let sub = f.remote.add_folder(&Id::root(), "Sub");
+    f.remote
+        .add_file(&Id::root(), "a", "txt", b"alpha".to_vec());
+    f.fs.lookup(ROOT_INO, n("Sub")).unwrap();
+    let sub_ino = f.fs.lookup(ROOT_INO, n("Sub")).unwrap().attr.ino;
+    f.fs.rename(ROOT_INO, n("a.txt"), sub_ino, n("b.txt"), 0)
+        .unwrap();
+    assert!(f.remote.files_in(&Id::root()).is_empty());
+    let moved = f.remote.files_in(&sub);
+    assert_eq!(
+        (moved[0].0.as_str(), moved[0].2.as_slice()),
+        ("b", &b"alpha"[..])
+    );
+    let e = f.fs.lookup(sub_ino, n("b.txt")).unwrap();
+    assert_eq!(read_all(&f.fs, e.attr.ino), b"alpha");
+
+    f.fs.unlink(sub_ino, n("b.txt")).unwrap();
+    put(&f.fs, sub_ino, "b.txt", b"again").unwrap();
+    assert_eq!(
+        f.remote.files_in(&sub)[0].0,
+        "b",
+        "a permanent delete frees the name"
+    );
+    let err =
+        f.fs.rename(ROOT_INO, n("Sub"), ROOT_INO, n("X"), libc::RENAME_EXCHANGE)
+            .unwrap_err();
+    assert_eq!(err.errno(), libc::EINVAL);
+}
+
+#[test]
+fn staged_files_of_an_earlier_mount_are_uploaded_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = Arc::new(MemRemote::new());
+    {
+        let staging = super::staging::Staging::open(dir.path()).unwrap();
+        let m = super::staging::Manifest::new(&Id::root(), "left.txt", "/left.txt");
+        let (_, mut file) = staging.create(&m).unwrap();
+        std::io::Write::write_all(&mut file, b"left behind").unwrap();
+    }
+    let mut config = FsConfig::new(dir.path().to_path_buf());
+    config.dir_cache_time = Duration::ZERO;
+    let fs = Arc::new(CloudifyFs::with_size_cache(
+        config,
+        remote.clone(),
+        SizeCache::disabled(),
+    ));
+    fs.start_background();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while remote.files_in(&Id::root()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let files = remote.files_in(&Id::root());
+    assert_eq!(
+        (files[0].0.as_str(), files[0].2.as_slice()),
+        ("left", &b"left behind"[..])
+    );
+    let staged = std::fs::read_dir(dir.path().join("staging"))
+        .unwrap()
+        .count();
+    assert_eq!(staged, 0);
+}
