@@ -8,6 +8,10 @@ need_pkgs=()
 command -v fusermount3 >/dev/null 2>&1 || need_pkgs+=(fuse3)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+# The end-to-end tool tests (tests/tools_*.rs) run these against a mount.
+command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
+command -v restic >/dev/null 2>&1 || need_pkgs+=(restic)
+command -v gio >/dev/null 2>&1 || need_pkgs+=(libglib2.0-bin)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "installing: ${need_pkgs[*]}"
     sudo_cmd=""
