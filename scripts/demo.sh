@@ -8,12 +8,13 @@
 # survives between runs, so changes made through the mount are still there next time.
 #
 #   scripts/demo.sh            mount and wait for Ctrl-C
-#   scripts/demo.sh --check    mount, list, read every file and compare it, unmount; exit 0/1
+#   scripts/demo.sh --check    on a fresh library of its own (.demo/check): mount, list, read
+#                              and compare every file, cp in, rm, mkdir, rmdir, unmount; exit 0/1
 #   scripts/demo.sh --reset    forget the library (.demo/data) first, then run as usual
 set -euo pipefail
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 
 check_mode=0
@@ -30,11 +31,18 @@ done
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEMO=$ROOT/.demo
-DATA=$DEMO/data
 MEDIA=$DEMO/media
 KEY_FILE=$DEMO/key
-CACHE=$DEMO/cache
-MNT=$ROOT/mnt
+if [ $check_mode -eq 1 ]; then
+    # --check works on a fresh library of its own, beside (never instead of) a running demo.
+    RUN=$DEMO/check
+    MNT=$RUN/mnt
+else
+    RUN=$DEMO
+    MNT=$ROOT/mnt
+fi
+DATA=$RUN/data
+CACHE=$RUN/cache
 # A CARGO_TARGET_DIR from the environment is honoured (relative to the project).
 TARGET=${CARGO_TARGET_DIR:-target}
 case "$TARGET" in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
@@ -172,11 +180,11 @@ if is_mounted "$MNT"; then
     unmount "$MNT" 2>/dev/null || unmount "$MNT" lazy 2>/dev/null ||
         fail "cannot unmount $MNT; close what uses it and run: fusermount3 -uz $MNT"
 fi
-mkdir -p "$DEMO" "$MNT"
-stop_pid_file "$DEMO/mount.pid" "mount" "$FS_BIN"
-stop_pid_file "$DEMO/server.pid" "server" "$SERVER_BIN"
-if [ $reset -eq 1 ]; then
-    echo "    --reset: removing the demo library $DATA"
+mkdir -p "$DEMO" "$RUN" "$MNT"
+stop_pid_file "$RUN/mount.pid" "mount" "$FS_BIN"
+stop_pid_file "$RUN/server.pid" "server" "$SERVER_BIN"
+if [ $reset -eq 1 ] || [ $check_mode -eq 1 ]; then
+    [ $check_mode -eq 1 ] || echo "    --reset: removing the demo library $DATA"
     rm -rf "$DATA" "$CACHE"
 fi
 # The mount keeps its size cache (and, with the write side, staged files) here: private.
@@ -221,7 +229,8 @@ cleanup() {
         wait_gone "$server_pid" 30 || kill -KILL "$server_pid" 2>/dev/null || true
     fi
     [ -z "$server_pid" ] || wait "$server_pid" 2>/dev/null || true
-    rm -f "$DEMO/mount.pid" "$DEMO/server.pid"
+    rm -f "$RUN/mount.pid" "$RUN/server.pid"
+    [ $check_mode -eq 0 ] || rm -rf "$DATA" "$CACHE"
     [ $check_mode -eq 1 ] || echo "    done; the library is kept in $DATA (scripts/demo.sh --reset forgets it)"
     exit "$status"
 }
@@ -231,53 +240,78 @@ trap 'exit $((check_mode ? 130 : 0))' INT
 trap 'exit 143' TERM
 
 say "starting cloudify-server"
-: >"$DEMO/server.out"
+: >"$RUN/server.out"
 # setsid: Ctrl-C reaches this script only, which then stops things in the right order.
 setsid "$SERVER_BIN" --listen 127.0.0.1:0 --data "$DATA" --keys-file "$KEY_FILE" \
-    --import "$MEDIA" >"$DEMO/server.out" 2>"$DEMO/server.log" </dev/null &
+    --import "$MEDIA" >"$RUN/server.out" 2>"$RUN/server.log" </dev/null &
 server_pid=$!
-echo "$server_pid" >"$DEMO/server.pid"
+echo "$server_pid" >"$RUN/server.pid"
 
 url=""
 deadline=$(($(date +%s) + 60))
 while [ -z "$url" ]; do
-    url=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$DEMO/server.out" | head -n1)
+    url=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$RUN/server.out" | head -n1)
     [ -n "$url" ] && break
     alive "$server_pid" || {
-        tail -n 20 "$DEMO/server.log" >&2
-        fail "cloudify-server ended before it was ready (log: $DEMO/server.log)"
+        tail -n 20 "$RUN/server.log" >&2
+        fail "cloudify-server ended before it was ready (log: $RUN/server.log)"
     }
     [ "$(date +%s)" -lt "$deadline" ] || fail "cloudify-server did not start within 60s"
     sleep 0.1
 done
-echo "    $url (log: .demo/server.log)"
-grep -E 'imported|skipped' "$DEMO/server.log" | sed 's/^.*\] */    /' || true
+echo "    $url (log: ${RUN#"$ROOT"/}/server.log)"
+grep -E 'imported|skipped' "$RUN/server.log" | sed 's/^.*\] */    /' || true
 
-say "mounting $url at ./mnt"
+say "mounting $url at ${MNT#"$ROOT"/}"
 mount_started=$(now)
 mount_options=()
 if [ -n "$invoker" ]; then
     # Run with sudo: let the user who ran it into the mount, as the owner of its files.
     mount_options=(--allow-other --uid "$(id -u "$invoker")" --gid "$(id -g "$invoker")")
 fi
+# Deleting for good keeps the demo free of a surprise of Cloudify's trash: a trashed file
+# keeps its name taken, so copying it in again would store it as NAME-1.
 setsid "$FS_BIN" mount "$url" "$MNT" --api-key-file "$KEY_FILE" --cache-dir "$CACHE" \
-    "${mount_options[@]}" </dev/null >"$DEMO/mount.log" 2>&1 &
+    --delete-mode permanent "${mount_options[@]}" </dev/null >"$RUN/mount.log" 2>&1 &
 mount_pid=$!
-echo "$mount_pid" >"$DEMO/mount.pid"
+echo "$mount_pid" >"$RUN/mount.pid"
 
 deadline=$(($(date +%s) + 60))
 until is_mounted "$MNT"; do
     alive "$mount_pid" || {
         mount_pid=""
-        tail -n 20 "$DEMO/mount.log" >&2
-        fail "cloudify-fs ended before the mount was ready (log: $DEMO/mount.log)"
+        tail -n 20 "$RUN/mount.log" >&2
+        fail "cloudify-fs ended before the mount was ready (log: $RUN/mount.log)"
     }
     [ "$(date +%s)" -lt "$deadline" ] || fail "the mount did not appear within 60s"
     sleep 0.1
 done
-echo "    mounted in $(since "$mount_started") (log: .demo/mount.log)"
+echo "    mounted in $(since "$mount_started") (log: ${RUN#"$ROOT"/}/mount.log)"
 
-# --- 6a. --check: list, read, compare, leave ----------------------------------------------------
+# --- 6a. --check: list, read, compare, write, leave --------------------------------------------
+
+# The changes a user tries first: cp in (read back identical), rm, mkdir, rmdir. Prints
+# what fails; returns non-zero if anything did.
+check_writes() {
+    local copy="$MNT/Documents/weather copy.csv" folder="$MNT/Check 1" ok=0
+    cp "$MEDIA/Documents/weather.csv" "$copy" || ok=1
+    if [ $ok -eq 0 ] && ! cmp -s "$MEDIA/Documents/weather.csv" "$copy"; then
+        echo "    FAIL: a file copied in reads back different" >&2
+        ok=1
+    fi
+    rm "$copy" || ok=1
+    if [ -e "$copy" ]; then
+        echo "    FAIL: a removed file is still listed" >&2
+        ok=1
+    fi
+    mkdir "$folder" || ok=1
+    rmdir "$folder" || ok=1
+    if [ -e "$folder" ]; then
+        echo "    FAIL: a removed folder is still listed" >&2
+        ok=1
+    fi
+    return $ok
+}
 
 if [ $check_mode -eq 1 ]; then
     say "checking the mount"
@@ -304,8 +338,14 @@ if [ $check_mode -eq 1 ]; then
     [ "$compared" -gt 0 ] || { echo "    FAIL: none of the sample files is in the library" >&2; bad=1; }
     echo "    $count files listed and read, $compared identical to the sample media" \
         "($(since "$check_started"))"
+    write_started=$(now)
+    if check_writes; then
+        echo "    cp in, read back, rm, mkdir, rmdir: fine ($(since "$write_started"))"
+    else
+        bad=1
+    fi
     if [ $bad -ne 0 ]; then
-        echo "    mount log: $DEMO/mount.log" >&2
+        echo "    mount log: $RUN/mount.log" >&2
         exit 1
     fi
     say "check passed in $(since "$started") in all"
@@ -323,14 +363,16 @@ cat <<EOF
     find mnt -type f                   the whole tree
     cat mnt/README.txt                 read a file (bytes come over HTTP, Range requests)
     cp mnt/Photos/sunset.png /tmp/     copy a file out
-    cp /etc/hostname mnt/Documents/hostname.txt    copy a file in
-    rm mnt/Documents/hostname.txt      delete it again (moves it to Cloudify's trash)
+    cp /etc/os-release mnt/Documents/os-release.txt   copy a file in (uploaded at close)
+    rm mnt/Documents/os-release.txt    delete it (for good: this demo mounts with
+                                       --delete-mode permanent; the default is Cloudify's trash)
     mkdir mnt/Videos                   make a folder (names: letters, digits, space, - and _)
 
-  Writing (cp in, rm, mkdir) needs a build with the write side; a build without it
-  answers "Read-only file system". The mount's log is .demo/mount.log; the server's
-  request log is .demo/server.log. Key: .demo/key (for curl: -H "X-API-KEY: \$(cat .demo/key)"
-  -H "Accept: application/json" $url/api/v1/media/folders).
+  Cloudify stores only known types (images, PDF, office files, audio, video, .txt, .csv,
+  ...) and no empty files: cp of anything else fails with "Operation not permitted".
+  The mount's log is .demo/mount.log; the server's request log is .demo/server.log.
+  Key: .demo/key (for curl: -H "X-API-KEY: \$(cat .demo/key)" -H "Accept: application/json"
+  $url/api/v1/media/folders).
 
   Press Ctrl-C here to unmount and stop the server.
 
