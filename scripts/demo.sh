@@ -173,6 +173,15 @@ wait_gone() {
     done
 }
 
+# Another demo of the same kind still running owns the mount and the server: leave it be.
+if [ -f "$RUN/demo.pid" ]; then
+    other=$(cat "$RUN/demo.pid")
+    if [ "$other" != $$ ] && alive "$other" &&
+        tr '\0' ' ' <"/proc/$other/cmdline" 2>/dev/null | grep -q 'demo\.sh'; then
+        fail "a demo is already running (pid $other); stop it with Ctrl-C in its terminal"
+    fi
+fi
+
 # A mount whose process died answers "Transport endpoint is not connected" to everything,
 # mkdir included: clear it first.
 if is_mounted "$MNT"; then
@@ -181,13 +190,14 @@ if is_mounted "$MNT"; then
         fail "cannot unmount $MNT; close what uses it and run: fusermount3 -uz $MNT"
 fi
 mkdir -p "$DEMO" "$RUN" "$MNT"
+echo $$ >"$RUN/demo.pid"
 stop_pid_file "$RUN/mount.pid" "mount" "$FS_BIN"
 stop_pid_file "$RUN/server.pid" "server" "$SERVER_BIN"
 if [ $reset -eq 1 ] || [ $check_mode -eq 1 ]; then
     [ $check_mode -eq 1 ] || echo "    --reset: removing the demo library $DATA"
     rm -rf "$DATA" "$CACHE"
 fi
-# The mount keeps its size cache (and, with the write side, staged files) here: private.
+# The mount keeps its size cache and staged uploads here: private.
 mkdir -p "$CACHE"
 chmod 700 "$CACHE"
 
@@ -229,7 +239,7 @@ cleanup() {
         wait_gone "$server_pid" 30 || kill -KILL "$server_pid" 2>/dev/null || true
     fi
     [ -z "$server_pid" ] || wait "$server_pid" 2>/dev/null || true
-    rm -f "$RUN/mount.pid" "$RUN/server.pid"
+    rm -f "$RUN/mount.pid" "$RUN/server.pid" "$RUN/demo.pid"
     [ $check_mode -eq 0 ] || rm -rf "$DATA" "$CACHE"
     [ $check_mode -eq 1 ] || echo "    done; the library is kept in $DATA (scripts/demo.sh --reset forgets it)"
     exit "$status"
