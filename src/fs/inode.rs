@@ -1,8 +1,10 @@
 //! The inode table: which inode number stands for which remote object, its parent and name
 //! as the kernel sees them, and how long the entry is kept.
 //!
-//! - One inode per remote id: listings and lookups go through [`InodeTable::upsert`], which
-//!   returns the number already given to that id, or a new one. Numbers come from a counter
+//! - One inode per remote object: listings and lookups go through [`InodeTable::upsert`],
+//!   which returns the number already given to that object, or a new one. An object is its
+//!   kind and its id together: a BIGINT install numbers folders and files independently, so
+//!   folder 7 and file 7 are two objects with two inodes. Numbers come from a counter
 //!   and are never reused, so the kernel can never confuse an old number with a new object
 //!   (the FUSE generation is therefore always 0).
 //! - Cloudify's folders carry no parent id, so the parent and the display name are those of
@@ -11,7 +13,8 @@
 //!   add one, `forget` removes them. Open handles pin an entry too. An entry with neither
 //!   goes into an LRU of at most `capacity` entries; the oldest one beyond that is dropped.
 //!   The root is never dropped.
-//! - Entries are keyed by [`Key`]: a remote id, or a local number for objects that exist only
+//! - Entries are keyed by [`Key`]: a remote folder or file id, or a local number for objects
+//!   that exist only
 //!   in the mount (a staged file without a remote id yet, an empty file the server cannot
 //!   store). The write side creates the latter with [`InodeTable::insert_local`] and turns
 //!   them into remote entries with [`InodeTable::rekey`] once the server has them.
@@ -31,10 +34,22 @@ pub const ROOT_INO: Ino = 1;
 /// What an inode stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
-    /// An object the server has.
-    Remote(Id),
+    /// A folder the server has (the root is `Folder(Id::root())`).
+    Folder(Id),
+    /// A file the server has. Its id may equal a folder's (BIGINT installs).
+    File(Id),
     /// An object that exists only in the mount, numbered by its inode.
     Local(Ino),
+}
+
+impl Key {
+    /// The key of the remote object `node` with id `id`.
+    pub fn remote(node: &Node, id: &Id) -> Key {
+        match node {
+            Node::Root | Node::Folder(_) => Key::Folder(id.clone()),
+            Node::File(_) | Node::Local(_) => Key::File(id.clone()),
+        }
+    }
 }
 
 /// A file as the server lists it, with its exact size once known.
@@ -135,7 +150,7 @@ impl InodeTable {
             ino: ROOT_INO,
             parent: ROOT_INO,
             name: String::new(),
-            key: Key::Remote(Id::root()),
+            key: Key::Folder(Id::root()),
             node: Node::Root,
             lookups: 1,
             pins: 0,
@@ -175,10 +190,10 @@ impl InodeTable {
         self.by_ino.is_empty()
     }
 
-    /// The inode of a remote object seen under `name` in `parent`: the existing one (with
-    /// its parent, name and metadata refreshed) or a new, unreferenced one.
+    /// The inode of a remote object seen under `name` in `parent`: the existing one of that
+    /// kind and id (with its parent, name and metadata refreshed) or a new, unreferenced one.
     pub fn upsert(&mut self, parent: Ino, name: &str, node: Node, id: &Id) -> Ino {
-        let key = Key::Remote(id.clone());
+        let key = Key::remote(&node, id);
         if let Some(&ino) = self.by_key.get(&key)
             && let Some(inode) = self.by_ino.get_mut(&ino)
         {
@@ -359,6 +374,23 @@ mod tests {
         let b = t.upsert(a, "b", folder("B"), &Id::new("B"));
         assert_ne!(a, b);
         assert_eq!(t.path_of(b), "/a-renamed/b");
+    }
+
+    #[test]
+    fn a_folder_and_a_file_of_one_id_are_two_entries() {
+        let mut t = InodeTable::new(10);
+        let id = Id::new("7");
+        let dir = t.upsert(ROOT_INO, "Photos", folder("7"), &id);
+        let file = RemoteFile {
+            file: serde_json::from_value(serde_json::json!({"id": 7, "name": "notes"})).unwrap(),
+            exact_size: Some(5),
+        };
+        let f = t.upsert(ROOT_INO, "notes.txt", Node::File(file), &id);
+        assert_ne!(dir, f);
+        assert!(t.get(dir).unwrap().node.is_dir());
+        assert!(!t.get(f).unwrap().node.is_dir());
+        assert_eq!(t.ino_of(&Key::Folder(id.clone())), Some(dir));
+        assert_eq!(t.ino_of(&Key::File(id)), Some(f));
     }
 
     #[test]

@@ -20,6 +20,8 @@ struct Library {
     folders: Vec<(Id, Folder)>,
     files: Vec<(File, Arc<Vec<u8>>)>,
     next_id: u64,
+    /// With [`MemRemote::set_bigint_ids`]: the last folder and file numbers given.
+    bigint: Option<(u64, u64)>,
     /// Trashed files and folders: gone from listings, their names still reserved.
     trashed_files: Vec<File>,
     trashed_folders: Vec<(Id, Folder)>,
@@ -51,14 +53,25 @@ impl MemRemote {
         MemRemote::default()
     }
 
-    fn next_id(lib: &mut Library) -> Id {
+    fn next_id(lib: &mut Library, folder: bool) -> Id {
+        if let Some((folders, files)) = &mut lib.bigint {
+            let n = if folder { folders } else { files };
+            *n += 1;
+            return Id::new(n.to_string());
+        }
         lib.next_id += 1;
         Id::new(format!("0190aaaa-0000-7000-8000-{:012x}", lib.next_id))
     }
 
+    /// Numbers new folders and files 1, 2, 3... each kind on its own, as a BIGINT install
+    /// does, so a folder and a file may share an id.
+    pub fn set_bigint_ids(&self) {
+        self.lib.lock().bigint.get_or_insert((0, 0));
+    }
+
     pub fn add_folder(&self, parent: &Id, name: &str) -> Id {
         let mut lib = self.lib.lock();
-        let id = Self::next_id(&mut lib);
+        let id = Self::next_id(&mut lib, true);
         let folder = Folder {
             id: id.clone(),
             name: name.to_string(),
@@ -71,7 +84,7 @@ impl MemRemote {
 
     pub fn add_file(&self, folder: &Id, name: &str, ext: &str, bytes: Vec<u8>) -> Id {
         let mut lib = self.lib.lock();
-        let id = Self::next_id(&mut lib);
+        let id = Self::next_id(&mut lib, false);
         let basename = format!("{}.{ext}", name.to_lowercase().replace(' ', "-"));
         let file = File {
             id: id.clone(),

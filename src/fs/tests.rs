@@ -243,3 +243,35 @@ fn lseek_finds_data_everywhere_and_the_hole_at_the_end() {
     assert_eq!(fs.getxattr(ino).unwrap_err().errno(), libc::ENODATA);
     assert!(fs.listxattr(ino).unwrap().is_empty());
 }
+
+#[test]
+fn a_folder_and_a_file_of_the_same_id_get_their_own_inodes() {
+    let remote = Arc::new(MemRemote::new());
+    remote.set_bigint_ids();
+    let photos = remote.add_folder(&Id::root(), "Photos");
+    let notes = remote.add_file(&Id::root(), "notes", "txt", b"hello".to_vec());
+    remote.add_file(&photos, "inside", "txt", b"x".to_vec());
+    assert_eq!(photos, notes, "the BIGINT numbering gives both id 1");
+    let fs = fs_over(remote);
+
+    let listed = list(&fs, ROOT_INO, true);
+    let names: Vec<&str> = listed.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(names, ["Photos", "notes.txt"]);
+    assert_ne!(listed[0].1, listed[1].1, "one inode each");
+    assert_eq!(listed[0].2.kind, Kind::Directory);
+    assert_eq!(listed[1].2.kind, Kind::File);
+
+    let dir = fs.lookup(ROOT_INO, OsStr::new("Photos")).unwrap().attr;
+    let file = fs.lookup(ROOT_INO, OsStr::new("notes.txt")).unwrap().attr;
+    assert_eq!((dir.ino, dir.kind), (listed[0].1, Kind::Directory));
+    assert_eq!(
+        (file.ino, file.kind, file.size),
+        (listed[1].1, Kind::File, 5)
+    );
+    assert_eq!(fs.getattr(dir.ino).unwrap().attr.kind, Kind::Directory);
+    let inside: Vec<String> = list(&fs, dir.ino, false).into_iter().map(|e| e.0).collect();
+    assert_eq!(inside, ["inside.txt"]);
+    let o = fs.open(file.ino, libc::O_RDONLY).unwrap();
+    assert_eq!(fs.read(o.fh, 0, 4096).unwrap(), b"hello");
+    fs.release(o.fh);
+}

@@ -470,7 +470,7 @@ impl CloudifyFs {
         drop(st);
         let mut inodes = self.inodes.lock();
         let key = inodes.get(ino).map(|i| (i.parent, i.name.clone()));
-        inodes.rekey(ino, Key::Remote(file.id.clone()));
+        inodes.rekey(ino, Key::File(file.id.clone()));
         if let Some(inode) = inodes.get_mut(ino) {
             inode.node = Node::File(RemoteFile {
                 file,
@@ -717,7 +717,7 @@ impl CloudifyFs {
             },
             Target::Pending(_) => return Err(FsError::NotADirectory),
         };
-        let ino = self.inodes.lock().ino_of(&Key::Remote(folder.id.clone()));
+        let ino = self.inodes.lock().ino_of(&Key::Folder(folder.id.clone()));
         if !self.folder_is_empty(ino, &folder.id)? {
             return Err(FsError::NotEmpty);
         }
@@ -905,8 +905,8 @@ impl CloudifyFs {
             self.writes.invalidate(to.0, to.1);
         }
         let mut inodes = self.inodes.lock();
-        if let Some(ino) = inodes.ino_of(&Key::Remote(file.id.clone())) {
-            inodes.rekey(ino, Key::Remote(stored.id.clone()));
+        if let Some(ino) = inodes.ino_of(&Key::File(file.id.clone())) {
+            inodes.rekey(ino, Key::File(stored.id.clone()));
             if let Some(inode) = inodes.get_mut(ino) {
                 inode.parent = to.0;
                 inode.name = shown;
@@ -934,14 +934,14 @@ impl CloudifyFs {
             return Err(FsError::Invalid("the root cannot be renamed".into()));
         };
         let wanted = check_folder_name(to.1)?;
-        let src_ino = self.inodes.lock().ino_of(&Key::Remote(folder.id.clone()));
+        let src_ino = self.inodes.lock().ino_of(&Key::Folder(folder.id.clone()));
         match dst {
             None => {}
             Some(Target::Listed(e)) if matches!(e.node, Node::Folder(_)) => {
                 let Node::Folder(d) = e.node else {
                     return Err(FsError::NotADirectory);
                 };
-                let d_ino = self.inodes.lock().ino_of(&Key::Remote(d.id.clone()));
+                let d_ino = self.inodes.lock().ino_of(&Key::Folder(d.id.clone()));
                 if !self.folder_is_empty(d_ino, &d.id)? {
                     return Err(FsError::NotEmpty);
                 }
@@ -973,7 +973,7 @@ impl CloudifyFs {
         }
         let mut inodes = self.inodes.lock();
         if let Some(ino) = src_ino {
-            inodes.rekey(ino, Key::Remote(created.id.clone()));
+            inodes.rekey(ino, Key::Folder(created.id.clone()));
             if let Some(inode) = inodes.get_mut(ino) {
                 inode.parent = to.0;
                 inode.name = created.name.clone();
