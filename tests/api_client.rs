@@ -899,3 +899,46 @@ fn trash_refused_after_a_retry_counts_as_done() {
         .expect_err("refused");
     assert!(matches!(error, ApiError::Refused { .. }), "{error}");
 }
+
+// ---- what the server says goes into errors ----
+
+#[test]
+fn server_messages_quoting_the_key_are_redacted_and_bounded() {
+    // Laravel in debug mode answers with the SQL of the key lookup, key included, in any case.
+    let echo = |status: u16, soft: bool| {
+        move |seen: &Seen| {
+            let key = seen.header("x-api-key").unwrap_or("").to_string();
+            let message = format!(
+                "SQLSTATE[HY000]: General error (SQL: select * from `api_keys` where `token` = \
+                 {key} or `token` = {} limit 1){}",
+                key.to_lowercase(),
+                " trace".repeat(200)
+            );
+            let mut body = json!({"message": message,
+                                  "exception": "Illuminate\\Database\\QueryException"});
+            if soft {
+                body["error"] = json!(true);
+            }
+            Reply::json(status, body)
+        }
+    };
+    for (status, soft) in [(500, false), (422, false), (200, true)] {
+        let server = Scripted::start(echo(status, soft));
+        let error = server
+            .client()
+            .get_folder(&Id::new("x"))
+            .expect_err("an error");
+        for shown in [error.to_string(), format!("{error:?}")] {
+            let lower = shown.to_lowercase();
+            assert!(!lower.contains(&KEY.to_lowercase()), "{status}: {shown}");
+            assert!(shown.contains("`token` = <key>"), "{status}: {shown}");
+        }
+        let message = match &error {
+            ApiError::Server { message, .. }
+            | ApiError::Invalid { message, .. }
+            | ApiError::Refused { message, .. } => message.clone(),
+            other => panic!("{status}: unexpected kind {other}"),
+        };
+        assert!(message.len() <= 500, "{status}: {} bytes", message.len());
+    }
+}

@@ -33,7 +33,7 @@ use super::model::{Envelope, FolderPage, files_from_json};
 use super::paging::{PER_PAGE, PageRule};
 use super::response::{
     Attempt, Safety, api_answer, content_range, describe, download_from, header_u64, protocol,
-    range_header, send_failure, storage_status,
+    range_header, send_failure, server_text, storage_status,
 };
 use super::retry::{Backoff, MAX_RETRY_AFTER, RateBudget};
 use super::{ApiError, Download, File, Folder, Id, Listing, Remote};
@@ -99,6 +99,8 @@ struct Inner {
     storage: reqwest::blocking::Client,
     /// The API base, `.../api/v1` without a trailing slash.
     base: Url,
+    /// The API key, kept to remove it from server messages (see `response::server_text`).
+    key: String,
     timeout: Duration,
     retries: u32,
     max_pages: u32,
@@ -215,6 +217,7 @@ impl Client {
                 api,
                 storage,
                 base,
+                key: config.api_key.trim().to_string(),
                 timeout: config.timeout,
                 retries: config.retries,
                 max_pages: config.max_pages.max(1),
@@ -222,6 +225,13 @@ impl Client {
                 budget: config.rate_per_minute.map(RateBudget::new),
             }),
         })
+    }
+
+    /// `data` that is not the expected object. serde's message quotes the server's text, so
+    /// it goes through the same redaction as the server's own messages.
+    fn shape_error(&self, context: String, what: &str, e: &serde_json::Error) -> ApiError {
+        let message = server_text(&e.to_string(), &self.inner.key);
+        protocol(context, format!("not a {what}: {message}"))
     }
 
     /// The normalised API base (`.../api/v1`).
@@ -308,7 +318,7 @@ impl Client {
                 Err(error) => return Attempt::Fail(error),
             };
             match request.send() {
-                Ok(response) => api_answer(response, context, safety),
+                Ok(response) => api_answer(response, context, safety, &self.inner.key),
                 Err(error) => send_failure(error, context, safety),
             }
         })
@@ -530,7 +540,7 @@ impl Remote for Client {
 
     fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
         let (data, context) = self.get_data("/media/folders", &[id.as_str()], &[])?;
-        serde_json::from_value(data).map_err(|e| protocol(context, format!("not a folder: {e}")))
+        serde_json::from_value(data).map_err(|e| self.shape_error(context, "folder", &e))
     }
 
     fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
@@ -540,7 +550,7 @@ impl Remote for Client {
             Ok(api.post(url.clone()).json(&body))
         })?;
         let data = envelope.data.unwrap_or(Value::Null);
-        serde_json::from_value(data).map_err(|e| protocol(context, format!("not a folder: {e}")))
+        serde_json::from_value(data).map_err(|e| self.shape_error(context, "folder", &e))
     }
 
     fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
@@ -571,7 +581,7 @@ impl Remote for Client {
             Ok(api.post(url.clone()).multipart(form).timeout(deadline))
         })?;
         let data = envelope.data.unwrap_or(Value::Null);
-        serde_json::from_value(data).map_err(|e| protocol(context, format!("not a file: {e}")))
+        serde_json::from_value(data).map_err(|e| self.shape_error(context, "file", &e))
     }
 
     fn trash_file(&self, id: &Id) -> Result<(), ApiError> {

@@ -98,17 +98,59 @@ pub(super) fn header_u64(response: &Response, name: header::HeaderName) -> Optio
         .ok()
 }
 
+/// Longest text taken from a server's answer into an error, in bytes.
+pub(super) const MAX_MESSAGE_BYTES: usize = 500;
+
+/// Text from a server made fit for an error and a log line: every occurrence of the key
+/// replaced (Laravel's debug messages quote the SQL of the key lookup, key included; the
+/// match is case-insensitive, as Cloudify's token lookup is), then cut to
+/// [`MAX_MESSAGE_BYTES`] at a character boundary.
+pub(super) fn server_text(text: &str, key: &str) -> String {
+    let key = key.trim().to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_BYTES));
+    if key.is_empty() {
+        out.push_str(text);
+    } else {
+        // ASCII lowercasing keeps byte offsets, and a match of the ASCII key starts and ends
+        // on character boundaries of `text`.
+        let lower = text.to_ascii_lowercase();
+        let mut rest = 0;
+        while let Some(at) = lower[rest..].find(&key) {
+            out.push_str(&text[rest..rest + at]);
+            out.push_str("<key>");
+            rest += at + key.len();
+        }
+        out.push_str(&text[rest..]);
+    }
+    if out.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
+}
+
 /// The message of an error body when it is JSON, else a short note of what came.
-pub(super) fn error_message(body: &[u8], status: StatusCode) -> String {
+pub(super) fn error_message(body: &[u8], status: StatusCode, key: &str) -> String {
     serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(Envelope::from_json)
         .and_then(|e| e.message)
+        .map(|m| server_text(&m, key))
         .unwrap_or_else(|| format!("HTTP {status} without a JSON message"))
 }
 
-/// Turns an API response into the envelope of a success or a classified error.
-pub(super) fn api_answer(response: Response, context: &str, safety: Safety) -> Attempt<Envelope> {
+/// Turns an API response into the envelope of a success or a classified error. `key` is
+/// the API key, removed from any text of the server that goes into an error.
+pub(super) fn api_answer(
+    response: Response,
+    context: &str,
+    safety: Safety,
+    key: &str,
+) -> Attempt<Envelope> {
     let status = response.status();
     let after = retry_after(&response);
     log::debug!("{context} -> {status}");
@@ -136,8 +178,7 @@ pub(super) fn api_answer(response: Response, context: &str, safety: Safety) -> A
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("no content type")
-        .to_string();
+        .map_or_else(|| "no content type".to_string(), |t| server_text(t, key));
     let body = match response.bytes() {
         Ok(body) => body,
         Err(error) => return send_failure(error, context, safety),
@@ -147,7 +188,7 @@ pub(super) fn api_answer(response: Response, context: &str, safety: Safety) -> A
         let error = ApiError::Server {
             context: context.to_string(),
             status: status.as_u16(),
-            message: error_message(&body, status),
+            message: error_message(&body, status, key),
         };
         // 503 is what Laravel's maintenance mode and overloaded proxies answer before the
         // application ran, so even a create may be repeated; other 5xx may come after the
@@ -158,7 +199,7 @@ pub(super) fn api_answer(response: Response, context: &str, safety: Safety) -> A
         return Attempt::Fail(error);
     }
     if !status.is_success() {
-        return client_error(status, error_message(&body, status), context);
+        return client_error(status, error_message(&body, status, key), context);
     }
 
     if status == StatusCode::NO_CONTENT || body.trim_ascii().is_empty() {
@@ -175,7 +216,10 @@ pub(super) fn api_answer(response: Response, context: &str, safety: Safety) -> A
         );
     };
     match envelope.error {
-        Some(true) => Attempt::Fail(soft_error(context, envelope.message)),
+        Some(true) => {
+            let message = envelope.message.map(|m| server_text(&m, key));
+            Attempt::Fail(soft_error(context, message))
+        }
         Some(false) => Attempt::Done(envelope),
         None if envelope.data.is_some() => Attempt::Done(envelope),
         None => err(protocol, "JSON without `error` or `data`".to_string()),
@@ -374,6 +418,29 @@ mod tests {
         assert_eq!(range_header(0, None), "bytes=0-");
         assert_eq!(range_header(5, Some(10)), "bytes=5-9");
         assert_eq!(range_header(5, Some(5)), "bytes=5-");
+    }
+
+    #[test]
+    fn server_text_hides_the_key_in_any_case_and_is_bounded() {
+        let key = "AbCdEf0123456789";
+        let text = format!(
+            "where `token` = {key} or {} and {}!",
+            key.to_lowercase(),
+            key
+        );
+        let shown = server_text(&text, key);
+        assert_eq!(shown, "where `token` = <key> or <key> and <key>!");
+        assert_eq!(server_text("no secret here", key), "no secret here");
+
+        let long = format!("é{}", "ß".repeat(600));
+        let shown = server_text(&long, key);
+        assert!(shown.len() <= MAX_MESSAGE_BYTES, "{}", shown.len());
+        assert!(shown.ends_with('…'));
+        let cut_key = format!("{}{key}", "x".repeat(495));
+        assert!(
+            !server_text(&cut_key, key).contains("AbCd"),
+            "redacted before the cut"
+        );
     }
 
     #[test]
