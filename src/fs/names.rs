@@ -18,8 +18,12 @@
 //!    orphans; within each group, the server's listing order. Every other entry gets a suffix
 //!    from its remote id before the extension: `name~<id8>.ext`, where `<id8>` is the last 8
 //!    characters of the id without dashes (the random part of Cloudify's time-ordered UUIDs;
-//!    the whole id when it is shorter). Should that collide too, the whole id is used, then
-//!    a counter.
+//!    the whole id when it is shorter). Should that collide too, `<idfull>` is used: the id
+//!    without dashes when it has at most 16 characters, else the first 16 hex digits of its
+//!    SHA-256. Should that collide as well, `<idfull>~2`, `<idfull>~3`, ... A suffix is thus
+//!    at most a few dozen bytes and always survives the cut to 255 bytes, so candidates stay
+//!    distinct however long the ids are, and the counter ends within as many steps as there
+//!    are names in the folder.
 //!
 //! The mapping depends only on the listing, so a name stays the same as long as the folder's
 //! content does.
@@ -90,21 +94,41 @@ pub fn assign_names(candidates: &[Candidate<'_>]) -> Vec<String> {
 
     for i in losers {
         let c = &candidates[i];
-        let name = suffixes(c.id)
-            .map(|suffix| display_name(c.stem, c.extension.as_deref(), &suffix))
+        let name_with = |suffix: &str| display_name(c.stem, c.extension.as_deref(), suffix);
+        // The counter names differ from each other after the cut (each suffix is kept whole),
+        // so of `taken.len() + 1` of them at least one is free: the search always ends.
+        let tries = 2 + taken.len() + 1;
+        let mut tried = suffixes(c.id).take(tries).map(|suffix| name_with(&suffix));
+        let name = tried
             .find(|name| taken.insert(fold(name)))
-            .expect("the counter suffixes never run out");
+            .unwrap_or_else(|| name_with(&format!("~{}", long_id_part(c.id))));
         names[i] = Some(name);
     }
     names.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-/// The suffixes tried, in order, for an entry that lost its plain name.
-fn suffixes(id: &Id) -> impl Iterator<Item = String> + '_ {
+/// Ids longer than this are represented by a hash in suffixes.
+const MAX_ID_IN_SUFFIX: usize = 16;
+
+/// The id without dashes when short, else the first 16 hex digits of its SHA-256: bounded,
+/// and different for different ids.
+fn long_id_part(id: &Id) -> String {
+    use sha2::Digest;
+    let compact: String = id.as_str().chars().filter(|c| *c != '-').collect();
+    if compact.chars().count() <= MAX_ID_IN_SUFFIX {
+        return sanitize(&compact);
+    }
+    let digest = sha2::Sha256::digest(id.as_str().as_bytes());
+    hex::encode(&digest[..MAX_ID_IN_SUFFIX / 2])
+}
+
+/// The suffixes tried, in order, for an entry that lost its plain name; each is at most
+/// 1 + 16 characters plus a counter, whatever the id's length.
+fn suffixes(id: &Id) -> impl Iterator<Item = String> + use<> {
     let compact: String = id.as_str().chars().filter(|c| *c != '-').collect();
     let chars: Vec<char> = compact.chars().collect();
     let short: String = chars[chars.len().saturating_sub(8)..].iter().collect();
-    let full = sanitize(&compact);
+    let full = long_id_part(id);
     let first = [format!("~{}", sanitize(&short)), format!("~{full}")];
     first
         .into_iter()
@@ -269,6 +293,46 @@ mod tests {
             Candidate::file(&own, &root),
         ]);
         assert_eq!(names, vec!["a~o1.txt".to_string(), "a.txt".to_string()]);
+    }
+
+    #[test]
+    fn long_ids_get_bounded_suffixes_and_distinct_names() {
+        // Ids of 300 characters that differ only near their end, but not in their last 8
+        // characters: the short suffix collides and the whole id would not fit in a name.
+        let ids: Vec<String> = (0..4)
+            .map(|i| format!("{}{i}{}", "7".repeat(290), "a".repeat(9)))
+            .collect();
+        let files: Vec<File> = ids
+            .iter()
+            .map(|id| file(id, "same", "same.txt", "0"))
+            .collect();
+        let root = Id::root();
+        let cands: Vec<Candidate<'_>> = files.iter().map(|f| Candidate::file(f, &root)).collect();
+        let names = assign_names(&cands);
+        let unique: HashSet<_> = names.iter().map(|n| fold(n)).collect();
+        assert_eq!(unique.len(), 4, "{names:?}");
+        assert_eq!(names[0], "same.txt");
+        for name in &names[1..] {
+            assert!(name.len() <= 40, "suffix bounded: {name}");
+            assert!(
+                name.starts_with("same~") && name.ends_with(".txt"),
+                "{name}"
+            );
+        }
+        assert_eq!(assign_names(&cands), names, "deterministic");
+    }
+
+    #[test]
+    fn a_repeated_long_id_ends_with_a_counter() {
+        let id = "x".repeat(300);
+        let files: Vec<File> = (0..4).map(|_| file(&id, "a", "a.txt", "0")).collect();
+        let root = Id::root();
+        let cands: Vec<Candidate<'_>> = files.iter().map(|f| Candidate::file(f, &root)).collect();
+        let names = assign_names(&cands);
+        let unique: HashSet<_> = names.iter().map(|n| fold(n)).collect();
+        assert_eq!(unique.len(), 4, "{names:?}");
+        assert!(names.iter().all(|n| n.len() <= NAME_MAX));
+        assert!(names[3].ends_with("~2.txt"), "{names:?}");
     }
 
     #[test]
