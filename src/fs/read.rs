@@ -3,8 +3,14 @@
 //! A handle keeps one download that moves forward with the reader. The first request asks
 //! for a small window ([`INITIAL_WINDOW`], so `file`, thumbnailers and `head` cost little);
 //! each time a window is read to its end and the reader is still sequential, the next
-//! request asks for twice as much, up to [`MAX_WINDOW`]. A read elsewhere starts a new
-//! window at its offset.
+//! request asks for twice as much, up to [`MAX_WINDOW`]. A read elsewhere is a seek: it asks
+//! for just the bytes it needs (a random 4 KiB read fetches 4 KiB, on a connection kept
+//! alive), and only a read that continues there starts growing a window again.
+//!
+//! Once the window reaches [`PREFETCH_FROM`], the reader is streaming the file: the single
+//! download gives way to [`prefetch::Prefetcher`], which keeps several ranged GETs of the
+//! next chunks in flight on background threads, so a distant server's latency and
+//! per-connection speed no longer bound the read. A seek drops it.
 //!
 //! The kernel sends read-ahead requests from several threads, so reads of one handle may
 //! arrive slightly out of order. The handle therefore keeps the last bytes it streamed in a
@@ -18,6 +24,10 @@
 //! breaks or stalls (an I/O error, or an early end) is resumed with a new ranged GET from the
 //! current offset up to [`RESUMES`] times per read; after that the read fails with EIO. Bytes
 //! are never made up: a short body ends the read short only at the true end of the file.
+//! A prefetched chunk that fails after its own resumes hands the read back to the single
+//! stream, which tries again before the read fails.
+
+mod prefetch;
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -25,6 +35,7 @@ use std::sync::Arc;
 
 use super::error::FsError;
 use crate::api::{File, Remote};
+use prefetch::{Failure, Prefetcher};
 
 /// First request of a handle, and of every new window after a seek.
 pub const INITIAL_WINDOW: u64 = 128 * 1024;
@@ -36,6 +47,8 @@ pub const BUFFER_MAX: usize = 6 * 1024 * 1024;
 pub const SKIP_MAX: u64 = 4 * 1024 * 1024;
 /// New GETs after a broken body, per read.
 pub const RESUMES: u32 = 2;
+/// A window this large means a sequential reader: parallel read-ahead takes over.
+pub const PREFETCH_FROM: u64 = 2 * 1024 * 1024;
 
 const CHUNK: usize = 256 * 1024;
 /// A read is served in pieces of at most this size, so a piece plus a skip always fits the
@@ -58,7 +71,9 @@ pub struct FileReader {
     /// The exact size, when known; reads stop there.
     size: Option<u64>,
     stream: Option<Stream>,
-    /// Next window size.
+    /// Parallel read-ahead, in place of `stream`, once the reader is sequential.
+    prefetch: Option<Prefetcher>,
+    /// Next window size; 0 right after a seek: just the bytes the read needs.
     window: u64,
     /// The server answered a ranged request with the whole file.
     ranges_ignored: bool,
@@ -78,6 +93,7 @@ impl FileReader {
             file,
             size,
             stream: None,
+            prefetch: None,
             window: INITIAL_WINDOW,
             ranges_ignored: false,
             buf: VecDeque::new(),
@@ -88,7 +104,7 @@ impl FileReader {
     }
 
     pub fn requests(&self) -> u64 {
-        self.requests
+        self.requests + self.prefetch.as_ref().map_or(0, Prefetcher::requests)
     }
 
     fn buf_end(&self) -> u64 {
@@ -118,32 +134,61 @@ impl FileReader {
         if want == 0 {
             return Ok(Vec::new());
         }
-        let in_reach = offset >= self.buf_start && offset <= self.buf_end() + SKIP_MAX;
-        if self.stream.is_none() || !in_reach {
+        let in_reach = offset >= self.buf_start && offset <= self.reach();
+        if !in_reach {
             self.restart(offset);
         }
         self.fill_to(offset + want)?;
         Ok(self.copy_out(offset, want))
     }
 
-    /// Drops the stream and buffer; the next fill starts a window at `offset`.
+    /// How far ahead of the buffer a read is served by reading forward rather than by a new
+    /// window at its offset: through the bytes already on their way (the open window, the
+    /// prefetched chunks) and the next window, which a sequential reader's out-of-order
+    /// read-ahead lands in. Right after a seek the next window is small, so a random read
+    /// never fetches much more than itself.
+    fn reach(&self) -> u64 {
+        let end = self.buf_end();
+        let ahead = match (&self.prefetch, &self.stream) {
+            (Some(_), _) | (None, Some(Stream { end: None, .. })) => SKIP_MAX,
+            (None, Some(Stream { end: Some(e), .. })) => e.saturating_sub(end) + self.window,
+            (None, None) => self.window,
+        };
+        end + ahead.min(SKIP_MAX)
+    }
+
+    /// Drops the downloads and the buffer; the next fill starts at `offset` with a request
+    /// for just what the read needs.
     fn restart(&mut self, offset: u64) {
-        if self.stream.is_some() {
+        if self.stream.is_some() || self.prefetch.is_some() {
             log::debug!("file {}: seek to {offset}, new window", self.file.id);
         }
         self.stream = None;
+        self.prefetch = None;
         self.buf.clear();
         self.buf_start = offset;
-        self.window = INITIAL_WINDOW;
+        self.window = if self.requests() == 0 {
+            INITIAL_WINDOW
+        } else {
+            0
+        };
     }
 
     /// Streams until the buffer reaches `target` or the file ends.
     fn fill_to(&mut self, target: u64) -> Result<(), FsError> {
         let mut resumes = 0;
         while self.buf_end() < target {
+            if self.prefetch.is_some() {
+                self.pull_prefetched()?;
+                continue;
+            }
             if self.stream.as_ref().is_none_or(|s| s.end == Some(s.pos)) {
+                self.finish_stream();
                 let next = target - self.buf_end();
                 self.open(next)?;
+                if self.prefetch.is_some() {
+                    continue;
+                }
             }
             match self.pull() {
                 Ok(0) => match self.size {
@@ -181,9 +226,62 @@ impl FileReader {
         Ok(())
     }
 
+    /// Drops a stream read to the end of its range, after reading the body's end, so the
+    /// connection goes back to the pool for the next request instead of being closed.
+    fn finish_stream(&mut self) {
+        if let Some(mut stream) = self.stream.take()
+            && stream.end == Some(stream.pos)
+        {
+            let _ = stream.body.read(&mut [0u8; 1]);
+        }
+    }
+
+    /// Moves the next prefetched bytes into the buffer. A failed prefetch hands over to the
+    /// single stream (a server that ignores Range gets no prefetch again).
+    fn pull_prefetched(&mut self) -> Result<(), FsError> {
+        self.make_room(CHUNK);
+        let Some(prefetch) = self.prefetch.as_mut() else {
+            return Ok(());
+        };
+        match prefetch.take(CHUNK, &mut self.buf) {
+            Ok(n) if n > 0 => return Ok(()),
+            Ok(_) => {}
+            Err(Failure::RangeIgnored) => {
+                log::debug!("file {}: range ignored, no read-ahead", self.file.id);
+                self.ranges_ignored = true;
+            }
+            Err(Failure::Failed { offset, message }) => {
+                log::debug!(
+                    "file {}: read-ahead of {offset} failed ({message}), streaming instead",
+                    self.file.id
+                );
+            }
+        }
+        self.requests += self.prefetch.take().map_or(0, |p| p.requests());
+        self.window = INITIAL_WINDOW;
+        Ok(())
+    }
+
+    /// Whether the next request should be a prefetcher: a sequential reader, on a server
+    /// that honours Range, with at least two chunks left to read.
+    fn wants_prefetch(&self, offset: u64) -> Option<u64> {
+        let size = self.size?;
+        let sequential = self.window >= PREFETCH_FROM && !self.ranges_ignored;
+        (sequential && size.saturating_sub(offset) >= 2 * prefetch::CHUNK_SIZE).then_some(size)
+    }
+
     /// Starts a request at the buffer's end, for at least `min_len` bytes.
     fn open(&mut self, min_len: u64) -> Result<(), FsError> {
         let offset = self.buf_end();
+        if let Some(size) = self.wants_prefetch(offset) {
+            log::debug!(
+                "file {}: sequential from {offset}, reading ahead",
+                self.file.id
+            );
+            let p = Prefetcher::start(self.remote.clone(), self.file.clone(), offset, size);
+            self.prefetch = Some(p);
+            return Ok(());
+        }
         let len = self.window.max(min_len);
         let end = match (self.ranges_ignored, self.size) {
             (true, _) => None,
@@ -215,7 +313,7 @@ impl FileReader {
             skip(&mut stream, offset)?;
         }
         self.stream = Some(stream);
-        self.window = (len * 2).min(MAX_WINDOW);
+        self.window = (len * 2).clamp(INITIAL_WINDOW, MAX_WINDOW);
         Ok(())
     }
 
@@ -232,7 +330,6 @@ impl FileReader {
         }
         if self.chunk.is_empty() {
             self.chunk = vec![0u8; CHUNK];
-            self.buf.reserve_exact(BUFFER_MAX);
         }
         let chunk = &mut self.chunk[..room as usize];
         let n = loop {
@@ -242,14 +339,27 @@ impl FileReader {
             }
         };
         stream.pos += n as u64;
-        // Make room first, so the buffer never grows past its first allocation.
-        let overflow = (self.buf.len() + n).saturating_sub(BUFFER_MAX);
-        if overflow > 0 {
-            self.buf.drain(..overflow.min(self.buf.len()));
-            self.buf_start += overflow as u64;
-        }
-        self.buf.extend(&chunk[..n]);
+        let (buf, chunk) = (&mut self.buf, &self.chunk);
+        Self::make_room_in(buf, &mut self.buf_start, n);
+        buf.extend(&chunk[..n]);
         Ok(n)
+    }
+
+    /// Drops the oldest bytes so that `n` more fit in [`BUFFER_MAX`]; made before appending,
+    /// so the buffer never grows past its first allocation.
+    fn make_room(&mut self, n: usize) {
+        Self::make_room_in(&mut self.buf, &mut self.buf_start, n);
+    }
+
+    fn make_room_in(buf: &mut VecDeque<u8>, buf_start: &mut u64, n: usize) {
+        if buf.capacity() == 0 {
+            buf.reserve_exact(BUFFER_MAX);
+        }
+        let overflow = (buf.len() + n).saturating_sub(BUFFER_MAX);
+        if overflow > 0 {
+            buf.drain(..overflow.min(buf.len()));
+            *buf_start += overflow as u64;
+        }
     }
 
     fn copy_out(&self, offset: u64, want: u64) -> Vec<u8> {
@@ -291,8 +401,14 @@ fn skip(stream: &mut Stream, offset: u64) -> Result<(), FsError> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+
     use super::*;
-    use crate::api::Id;
+    use crate::api::{ApiError, Download, Folder, Id, Listing};
     use crate::fs::testing::{Faulty, MemRemote};
 
     fn data(n: usize) -> Vec<u8> {
@@ -408,6 +524,210 @@ mod tests {
         let (file, bytes) = setup(&remote, 20 << 20);
         let mut r = FileReader::new(remote, file, Some(bytes.len() as u64));
         assert_eq!(r.read(3, 16 << 20).unwrap(), &bytes[3..(16 << 20) + 3]);
+    }
+
+    /// A remote whose downloads take a while to answer, recording each requested range and
+    /// the most downloads that were waiting at once.
+    struct Slow {
+        inner: Faulty<MemRemote>,
+        delay: Duration,
+        ranges: Mutex<Vec<(u64, Option<u64>)>>,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+    }
+
+    impl Slow {
+        fn new(delay: Duration) -> Slow {
+            Slow {
+                inner: Faulty::new(MemRemote::new()),
+                delay,
+                ranges: Mutex::new(Vec::new()),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
+            }
+        }
+
+        fn ranges_from(&self, i: usize) -> Vec<(u64, Option<u64>)> {
+            self.ranges.lock()[i..].to_vec()
+        }
+    }
+
+    impl Remote for Slow {
+        fn list_folder(&self, folder: &Id) -> Result<Listing, ApiError> {
+            self.inner.list_folder(folder)
+        }
+        fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
+            self.inner.get_folder(id)
+        }
+        fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
+            self.inner.create_folder(parent, name)
+        }
+        fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
+            self.inner.trash_folder(id)
+        }
+        fn delete_folder(&self, id: &Id) -> Result<(), ApiError> {
+            self.inner.delete_folder(id)
+        }
+        fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError> {
+            self.inner.upload_file(folder, name, path)
+        }
+        fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
+            self.inner.trash_file(id)
+        }
+        fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
+            self.inner.delete_file(id)
+        }
+        fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
+            self.inner.content_length(file)
+        }
+        fn download(
+            &self,
+            file: &File,
+            offset: u64,
+            end: Option<u64>,
+        ) -> Result<Download, ApiError> {
+            self.ranges.lock().push((offset, end));
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.inner.download(file, offset, end)
+        }
+        fn timeout(&self) -> Duration {
+            self.inner.timeout()
+        }
+    }
+
+    fn slow_setup(delay_ms: u64, n: usize) -> (Arc<Slow>, FileReader, Vec<u8>) {
+        let remote = Arc::new(Slow::new(Duration::from_millis(delay_ms)));
+        let (file, bytes) = setup(&remote.inner.inner, n);
+        let r = FileReader::new(remote.clone(), file, Some(bytes.len() as u64));
+        (remote, r, bytes)
+    }
+
+    #[test]
+    fn a_sequential_reader_gets_parallel_read_ahead() {
+        let (remote, mut r, bytes) = slow_setup(30, 40 << 20);
+        assert_eq!(read_all(&mut r, 1 << 20), bytes);
+        assert!(
+            remote.max_in_flight.load(Ordering::SeqCst) >= 2,
+            "downloads never overlapped"
+        );
+        // Growing windows up to PREFETCH_FROM, then one GET per chunk.
+        let chunks = (40 << 20) / prefetch::CHUNK_SIZE;
+        assert!(r.requests() <= 5 + chunks, "{} requests", r.requests());
+        assert_eq!(r.requests(), remote.ranges.lock().len() as u64);
+    }
+
+    #[test]
+    fn a_seek_ends_the_read_ahead_and_a_random_read_fetches_only_itself() {
+        let (remote, mut r, bytes) = slow_setup(0, 40 << 20);
+        assert_eq!(r.read(0, 16 << 20).unwrap(), &bytes[..16 << 20]);
+        assert!(r.prefetch.is_some(), "a long sequential read reads ahead");
+
+        let seen = remote.ranges.lock().len();
+        // Far apart, so no read is within the reach of the one before.
+        for i in 0..20u64 {
+            let off = (37 - i) * (1 << 20) + 12_345;
+            let got = r.read(off, 4096).unwrap();
+            assert_eq!(got, &bytes[off as usize..off as usize + 4096], "at {off}");
+        }
+        assert!(r.prefetch.is_none());
+        let ranges = remote.ranges_from(seen);
+        assert_eq!(ranges.len(), 20, "one request per random read: {ranges:?}");
+        for (start, end) in ranges {
+            assert_eq!(
+                end,
+                Some(start + 4096),
+                "a random read asks for its own bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_continuing_after_a_seek_grows_a_window_again() {
+        let (remote, mut r, bytes) = slow_setup(0, 40 << 20);
+        r.read(0, 4096).unwrap();
+        let start = 20 << 20;
+        assert_eq!(
+            r.read(start, 4096).unwrap(),
+            &bytes[start as usize..][..4096]
+        );
+        let seen = remote.ranges.lock().len();
+        let mut at = start + 4096;
+        while at < start + (12 << 20) {
+            let got = r.read(at, 128 * 1024).unwrap();
+            assert_eq!(got, &bytes[at as usize..][..128 * 1024]);
+            at += 128 * 1024;
+        }
+        // 128K, 256K, ... then read-ahead chunks: not one request per read.
+        let n = remote.ranges_from(seen).len();
+        assert!(n <= 10, "{n} requests for 12 MiB");
+        assert!(r.prefetch.is_some());
+    }
+
+    #[test]
+    fn broken_chunks_are_resumed_and_a_dead_server_gives_eio() {
+        let (remote, mut r, bytes) = slow_setup(0, 60 << 20);
+        assert_eq!(r.read(0, 8 << 20).unwrap(), &bytes[..8 << 20]);
+        assert!(r.prefetch.is_some());
+        remote.inner.break_next_bodies(3, 100_000);
+        let mut at = 8u64 << 20;
+        while at < 24 << 20 {
+            let got = r.read(at, 1 << 20).unwrap();
+            assert_eq!(got, &bytes[at as usize..][..1 << 20], "at {at}");
+            at += 1 << 20;
+        }
+
+        // From here every body breaks at once; the chunks past 40 MiB are requested after
+        // that. The read fails (after the stream's own resumes) instead of hanging or
+        // making bytes up.
+        remote.inner.break_next_bodies(usize::MAX, 0);
+        let mut failed = false;
+        while at < 60 << 20 {
+            match r.read(at, 1 << 20) {
+                Ok(got) => assert_eq!(got, &bytes[at as usize..][..got.len()], "at {at}"),
+                Err(e) => {
+                    assert_eq!(e.errno(), libc::EIO);
+                    failed = true;
+                    break;
+                }
+            }
+            at += 1 << 20;
+        }
+        assert!(failed, "reads past the prefetched chunks cannot succeed");
+    }
+
+    #[test]
+    fn a_server_that_stops_honouring_range_mid_file_is_still_read_right() {
+        let (remote, mut r, bytes) = slow_setup(0, 30 << 20);
+        assert_eq!(r.read(0, 8 << 20).unwrap(), &bytes[..8 << 20]);
+        remote.inner.inner.set_ignore_range(true);
+        let mut at = 8u64 << 20;
+        while at < bytes.len() as u64 {
+            let got = r.read(at, 1 << 20).unwrap();
+            assert_eq!(got, &bytes[at as usize..][..got.len()]);
+            at += got.len() as u64;
+        }
+        assert!(r.ranges_ignored || r.prefetch.is_some());
+    }
+
+    #[test]
+    fn dropping_a_reader_leaves_no_download_running() {
+        let (remote, mut r, bytes) = slow_setup(50, 40 << 20);
+        assert_eq!(r.read(0, 4 << 20).unwrap(), &bytes[..4 << 20]);
+        assert!(r.prefetch.is_some());
+        drop(r);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while remote.in_flight.load(Ordering::SeqCst) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "downloads still running"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let made = remote.ranges.lock().len();
+        assert!(made <= 6 + prefetch::DEPTH, "{made} downloads");
     }
 
     #[test]
