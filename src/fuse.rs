@@ -281,6 +281,9 @@ impl Filesystem for FuseFs {
                 if o.keep_cache {
                     f |= FopenFlags::FOPEN_KEEP_CACHE;
                 }
+                if o.direct_io {
+                    f |= FopenFlags::FOPEN_DIRECT_IO;
+                }
                 reply.opened(FileHandle(o.fh), f);
             }
             Err(e) => reply.error(self.fail_ino("open", ino, &e)),

@@ -59,6 +59,9 @@ pub struct Opened {
     pub fh: u64,
     /// The kernel may keep the pages it cached at an earlier open (content unchanged).
     pub keep_cache: bool,
+    /// Reads bypass the page cache and are not cut at the file's size (FOPEN_DIRECT_IO): the
+    /// size is only the listing's rounded one, and the body's end is the file's end.
+    pub direct_io: bool,
 }
 
 /// `statfs` values (see [`CloudifyFs::statfs`]).
@@ -101,6 +104,9 @@ struct DirHandle {
 struct FileHandle {
     ino: Ino,
     reader: Arc<Mutex<FileReader>>,
+    /// The file, when it was opened without a known length: its length is learnt at the end
+    /// of its body.
+    unsized_file: Option<crate::api::File>,
 }
 
 /// The filesystem core.
@@ -176,9 +182,12 @@ impl CloudifyFs {
         let mut attr = attr::attr_of(inode, &self.config, self.mounted_at);
         self.writes.apply_times(&mut attr);
         // A file whose exact size is unknown (its HEAD failed) is not cached by the kernel,
-        // so the next `stat` asks again and `getattr` retries the HEAD.
+        // so the next `stat` asks again and `getattr` retries the HEAD; not so a file whose
+        // storage was found to tell no length at all, which asking again would not change.
         let ttl = match &inode.node {
-            Node::File(f) if f.exact_size.is_none() => Duration::ZERO,
+            Node::File(f) if f.exact_size.is_none() && !self.sizes.length_unknown(&f.file) => {
+                Duration::ZERO
+            }
             _ => self.config.attr_timeout,
         };
         Ok(Entry { attr, ttl })
@@ -252,6 +261,7 @@ impl CloudifyFs {
         Ok(Opened {
             fh,
             keep_cache: false,
+            direct_io: false,
         })
     }
 
@@ -333,6 +343,10 @@ impl CloudifyFs {
             Some(n) => Some(n),
             None => self.learn_size(ino, &file.file)?,
         };
+        let unsized_file = size.is_none().then(|| file.file.clone());
+        // A size learnt at the end of a body in this mount may not have reached the kernel's
+        // cached attributes yet: those files stay on direct I/O too.
+        let direct_io = size.is_none() || self.sizes.learnt_from_body(&file.file);
         let reader = FileReader::new(self.remote.clone(), file.file, size);
         let keep_cache = {
             let mut inodes = self.inodes.lock();
@@ -341,26 +355,58 @@ impl CloudifyFs {
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let reader = Arc::new(Mutex::new(reader));
-        self.file_handles
-            .lock()
-            .insert(fh, FileHandle { ino, reader });
-        Ok(Opened { fh, keep_cache })
+        let handle = FileHandle {
+            ino,
+            reader,
+            unsized_file,
+        };
+        self.file_handles.lock().insert(fh, handle);
+        Ok(Opened {
+            fh,
+            keep_cache: keep_cache && !direct_io,
+            direct_io,
+        })
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
         if let Some(staged) = self.read_staged(fh, offset, size) {
             return staged;
         }
-        let reader = {
+        let (ino, reader) = {
             let handles = self.file_handles.lock();
-            handles
-                .get(&fh)
-                .ok_or(FsError::BadHandle(fh))?
-                .reader
-                .clone()
+            let h = handles.get(&fh).ok_or(FsError::BadHandle(fh))?;
+            (h.ino, h.reader.clone())
         };
-        let mut reader = reader.lock();
-        reader.read(offset, size)
+        let data = reader.lock().read(offset, size)?;
+        // A read ends short only at the end of the body; an empty one past offset 0 may be a
+        // read beyond the end, which tells nothing of where the end is.
+        if data.len() < size as usize && (offset == 0 || !data.is_empty()) {
+            let handles = self.file_handles.lock();
+            let unsized_file = handles.get(&fh).and_then(|h| h.unsized_file.clone());
+            drop(handles);
+            if let Some(file) = unsized_file {
+                self.learn_size_from_body(ino, &file, offset + data.len() as u64);
+            }
+        }
+        Ok(data)
+    }
+
+    /// Records the length of a file read to the end of its body as its exact size.
+    fn learn_size_from_body(&self, ino: Ino, file: &crate::api::File, size: u64) {
+        let mut inodes = self.inodes.lock();
+        if let Some(inode) = inodes.get_mut(ino)
+            && let Node::File(f) = &mut inode.node
+            && f.file.id == file.id
+            && f.exact_size.is_none()
+        {
+            log::debug!(
+                "file {}: {size} bytes, learnt at the end of the body",
+                file.id
+            );
+            f.exact_size = Some(size);
+            drop(inodes);
+            self.sizes.learn_from_body(file, size);
+        }
     }
 
     /// `SEEK_DATA` and `SEEK_HOLE`: remote files have no holes, so data is everywhere before

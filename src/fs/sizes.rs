@@ -8,8 +8,15 @@
 //! `ls -l` never shows a rounded size. Results are kept in SQLite under the cache folder,
 //! keyed by remote id and `updated_at`, so a remount needs no HEADs. Cloudify has no way to
 //! change a stored file's bytes in place (a new upload gets a new id), so the key is safe.
+//!
+//! Some storage never tells a length: a private file is served only by `indirect_url`, a
+//! streamed proxy that may answer without Content-Length and ignore Range. Such a file is
+//! remembered as "length unknown" (by id and `updated_at`, for the life of the mount), so
+//! neither a listing nor a `stat` asks again; it is read to the end of its body (the
+//! filesystem opens it with direct I/O, so the kernel does not stop at the listing's rounded
+//! size), and the length seen at the end of the body is recorded as its exact size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -25,6 +32,11 @@ pub const HEAD_PARALLELISM: usize = 16;
 pub struct SizeCache {
     /// The SQLite connection; the lock is held for local disk work only, never across HTTP.
     db: Mutex<Option<Connection>>,
+    /// Files (id, stamp) whose storage told no length. Taken alone, never with `db`.
+    unknown: Mutex<HashSet<(Id, String)>>,
+    /// Lengths learnt at the end of a body, kept here too so they hold without a disk cache.
+    /// Taken alone, never with `db`.
+    learnt: Mutex<HashMap<(Id, String), u64>>,
 }
 
 /// The cache key of a file: its id and its `updated_at` as text ("" when missing).
@@ -48,14 +60,48 @@ impl SizeCache {
                 None
             }
         };
-        SizeCache { db: Mutex::new(db) }
+        SizeCache::with_db(db)
     }
 
-    /// A cache that keeps nothing (tests).
+    /// A cache that keeps nothing on disk (tests).
     pub fn disabled() -> SizeCache {
+        SizeCache::with_db(None)
+    }
+
+    fn with_db(db: Option<Connection>) -> SizeCache {
         SizeCache {
-            db: Mutex::new(None),
+            db: Mutex::new(db),
+            unknown: Mutex::new(HashSet::new()),
+            learnt: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the storage of `file` (this version of it) was found to tell no length.
+    pub fn length_unknown(&self, file: &File) -> bool {
+        self.unknown
+            .lock()
+            .contains(&(file.id.clone(), stamp(file)))
+    }
+
+    fn mark_length_unknown(&self, file: &File) {
+        log::debug!("file {}: storage tells no length; read to the end", file.id);
+        self.unknown.lock().insert((file.id.clone(), stamp(file)));
+    }
+
+    /// Whether the size of `file` was learnt at the end of its body in this mount (the
+    /// kernel may still hold the rounded size for a while).
+    pub fn learnt_from_body(&self, file: &File) -> bool {
+        self.learnt
+            .lock()
+            .contains_key(&(file.id.clone(), stamp(file)))
+    }
+
+    /// Records the length of `file` seen at the end of its body, as its exact size.
+    pub fn learn_from_body(&self, file: &File, size: u64) {
+        let key = (file.id.clone(), stamp(file));
+        self.unknown.lock().remove(&key);
+        self.learnt.lock().insert(key, size);
+        self.put_many(&[(file, size)]);
     }
 
     fn try_open(dir: &Path) -> Result<Connection, Box<dyn std::error::Error>> {
@@ -75,7 +121,13 @@ impl SizeCache {
 
     /// The cached sizes of those of `files` the cache knows.
     pub fn get_many(&self, files: &[&File]) -> HashMap<Id, u64> {
-        let mut found = HashMap::new();
+        let mut found: HashMap<Id, u64> = {
+            let learnt = self.learnt.lock();
+            files
+                .iter()
+                .filter_map(|f| Some((f.id.clone(), *learnt.get(&(f.id.clone(), stamp(f)))?)))
+                .collect()
+        };
         let guard = self.db.lock();
         let Some(conn) = guard.as_ref() else {
             return found;
@@ -141,9 +193,9 @@ pub fn resolve(remote: &dyn Remote, cache: &SizeCache, files: &[File]) -> HashMa
 
     let missing: Vec<&File> = unknown
         .into_iter()
-        .filter(|f| !sizes.contains_key(&f.id))
+        .filter(|f| !sizes.contains_key(&f.id) && !cache.length_unknown(f))
         .collect();
-    let fetched = head_all(remote, &missing);
+    let fetched = head_all(remote, cache, &missing);
     cache.put_many(&fetched);
     sizes.extend(fetched.into_iter().map(|(f, n)| (f.id.clone(), n)));
     sizes
@@ -151,7 +203,12 @@ pub fn resolve(remote: &dyn Remote, cache: &SizeCache, files: &[File]) -> HashMa
 
 /// HEADs every file, [`HEAD_PARALLELISM`] at a time; failures are logged at debug and left
 /// out (the entry then answers with a short attribute timeout, and `getattr` tries again).
-fn head_all<'a>(remote: &dyn Remote, files: &[&'a File]) -> Vec<(&'a File, u64)> {
+/// Files whose storage answered without a length are marked so in `cache`.
+fn head_all<'a>(
+    remote: &dyn Remote,
+    cache: &SizeCache,
+    files: &[&'a File],
+) -> Vec<(&'a File, u64)> {
     if files.is_empty() {
         return Vec::new();
     }
@@ -166,7 +223,7 @@ fn head_all<'a>(remote: &dyn Remote, files: &[&'a File]) -> Vec<(&'a File, u64)>
                     let Some(file) = files.get(i) else { break };
                     match remote.content_length(file) {
                         Ok(Some(n)) => found.lock().push((*file, n)),
-                        Ok(None) => log::debug!("HEAD of file {} gave no length", file.id),
+                        Ok(None) => cache.mark_length_unknown(file),
                         Err(e) => log::debug!("HEAD of file {} failed: {e}", file.id),
                     }
                 }
@@ -188,9 +245,13 @@ pub fn resolve_one(
     if let Some(&n) = cache.get_many(&[file]).get(&file.id) {
         return Ok(Some(n));
     }
+    if cache.length_unknown(file) {
+        return Ok(None);
+    }
     let n = remote.content_length(file)?;
-    if let Some(n) = n {
-        cache.put_many(&[(file, n)]);
+    match n {
+        Some(n) => cache.put_many(&[(file, n)]),
+        None => cache.mark_length_unknown(file),
     }
     Ok(n)
 }

@@ -35,6 +35,8 @@ pub struct MemRemote {
     heads: AtomicUsize,
     numeric_sizes: AtomicBool,
     ignore_range: AtomicBool,
+    /// Storage tells no length (no Content-Length, no Content-Range), as a streamed proxy.
+    no_length: AtomicBool,
     /// Sleep inside `list_folder`, so concurrent callers overlap.
     list_delay: Mutex<Duration>,
     uploads: AtomicUsize,
@@ -113,6 +115,13 @@ impl MemRemote {
         self.ignore_range.store(on, Ordering::SeqCst);
     }
 
+    /// Storage tells no length: HEADs answer without one, downloads carry no total, and
+    /// listings round sizes down ("1,00 KB" for 1500 bytes), as for a private file served
+    /// only by a streamed `indirect_url`.
+    pub fn set_no_length(&self, on: bool) {
+        self.no_length.store(on, Ordering::SeqCst);
+    }
+
     pub fn set_list_delay(&self, d: Duration) {
         *self.list_delay.lock() = d;
     }
@@ -158,6 +167,7 @@ impl MemRemote {
     pub fn list_folder_now(&self, folder: &Id) -> Listing {
         let lib = self.lib.lock();
         let numeric = self.numeric_sizes.load(Ordering::SeqCst);
+        let round_down = self.no_length.load(Ordering::SeqCst);
         let folders = lib
             .folders
             .iter()
@@ -173,6 +183,8 @@ impl MemRemote {
                 let n = bytes.len() as u64;
                 f.size = Some(if numeric {
                     SizeHint::Exact(n)
+                } else if round_down {
+                    SizeHint::Approx(n / 1024 * 1024)
                 } else {
                     SizeHint::Approx(n.div_ceil(1024) * 1024)
                 });
@@ -329,6 +341,9 @@ impl Remote for MemRemote {
     fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
         self.heads.fetch_add(1, Ordering::SeqCst);
         let bytes = self.bytes_of(&file.id).ok_or_else(|| not_found("HEAD"))?;
+        if self.no_length.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         Ok(Some(bytes.len() as u64))
     }
 
@@ -345,7 +360,7 @@ impl Remote for MemRemote {
         let body = bytes[start as usize..stop.max(start) as usize].to_vec();
         Ok(Download {
             start,
-            total_len: Some(len),
+            total_len: (!self.no_length.load(Ordering::SeqCst)).then_some(len),
             body: Box::new(io::Cursor::new(body)),
         })
     }

@@ -275,3 +275,65 @@ fn a_folder_and_a_file_of_the_same_id_get_their_own_inodes() {
     assert_eq!(fs.read(o.fh, 0, 4096).unwrap(), b"hello");
     fs.release(o.fh);
 }
+
+#[test]
+fn a_file_without_a_length_is_probed_once_and_read_to_the_end_of_its_body() {
+    let remote = Arc::new(MemRemote::new());
+    remote.set_no_length(true);
+    let body: Vec<u8> = (0..1500u32).map(|i| (i * 7 % 251) as u8).collect();
+    remote.add_file(&Id::root(), "priv", "txt", body.clone());
+    let mut config = config();
+    config.dir_cache_time = Duration::ZERO; // every lookup lists the folder again
+    let fs = CloudifyFs::with_size_cache(config, remote.clone(), SizeCache::disabled());
+
+    let entry = fs.lookup(ROOT_INO, OsStr::new("priv.txt")).unwrap();
+    assert_eq!(
+        entry.attr.size, 1024,
+        "only the listing's rounded size is known"
+    );
+    assert_eq!(
+        entry.ttl,
+        Duration::from_secs(1),
+        "no point in asking again at once"
+    );
+    assert_eq!(remote.heads(), 1);
+    let ino = entry.attr.ino;
+    fs.getattr(ino).unwrap();
+    fs.lookup(ROOT_INO, OsStr::new("priv.txt")).unwrap();
+    assert_eq!(
+        remote.heads(),
+        1,
+        "the missing length is remembered, not probed again"
+    );
+
+    let o = fs.open(ino, libc::O_RDONLY).unwrap();
+    assert!(
+        o.direct_io,
+        "the kernel must not cut reads at the rounded size"
+    );
+    let mut read = Vec::new();
+    loop {
+        let got = fs.read(o.fh, read.len() as u64, 1000).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        read.extend(got);
+    }
+    assert_eq!(
+        read, body,
+        "read to the end of the body, past the rounded size"
+    );
+    fs.release(o.fh);
+
+    let after = fs.getattr(ino).unwrap();
+    assert_eq!(
+        after.attr.size, 1500,
+        "the body's end is recorded as the exact size"
+    );
+    let relisted = fs.lookup(ROOT_INO, OsStr::new("priv.txt")).unwrap();
+    assert_eq!(
+        relisted.attr.size, 1500,
+        "and kept when the folder is listed again"
+    );
+    assert_eq!(remote.heads(), 1);
+}

@@ -165,6 +165,7 @@ impl CloudifyFs {
         Opened {
             fh,
             keep_cache: false,
+            direct_io: false,
         }
     }
 
