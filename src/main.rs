@@ -241,12 +241,22 @@ fn spawn_signal_thread(mut signals: Signals, mountpoint: PathBuf) -> Result<(), 
             }
             let lazy = count == 1;
             log::info!("{name} received: unmounting {}", mountpoint.display());
-            if let Err(e) = unmount(&mountpoint, lazy) {
-                log::warn!(
+            match unmount(&mountpoint, lazy) {
+                Err(e) if !lazy && is_busy(&e) => {
+                    log::warn!(
+                        "cannot unmount {}: {e}; unmounting as soon as nothing uses it (a copy \
+                         in progress finishes first), or send the signal again to detach it \
+                         lazily",
+                        mountpoint.display()
+                    );
+                    retry_unmount(mountpoint.clone());
+                }
+                Err(e) => log::warn!(
                     "cannot unmount {}: {e}; close what uses it, or send the signal again to \
                      detach it lazily",
                     mountpoint.display()
-                );
+                ),
+                Ok(()) => {}
             }
         }
     };
@@ -255,6 +265,34 @@ fn spawn_signal_thread(mut signals: Signals, mountpoint: PathBuf) -> Result<(), 
         .spawn(handler)
         .map(drop)
         .map_err(|e| format!("cannot start the signal thread: {e}"))
+}
+
+/// After a signal found the mount busy: tries the clean unmount again every half second, so
+/// that a stop request waits for a copy in progress (its upload answers the close) instead
+/// of being lost. Ends when the unmount succeeds or the mount is gone (a lazy detach).
+fn retry_unmount(mountpoint: PathBuf) {
+    let retry = move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            match unmount(&mountpoint, false) {
+                Err(e) if is_busy(&e) => continue,
+                Ok(()) => log::info!("{} no longer busy: unmounted", mountpoint.display()),
+                Err(e) => log::debug!("retried unmount of {}: {e}", mountpoint.display()),
+            }
+            return;
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("unmount-retry".to_string())
+        .spawn(retry)
+    {
+        log::warn!("cannot start the unmount retry: {e}");
+    }
+}
+
+/// EBUSY from umount2, or fusermount3's message for it.
+fn is_busy(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EBUSY) || e.to_string().contains("busy")
 }
 
 /// Unmounts from outside the FUSE session, as `fusermount3 -u` would: root calls umount2

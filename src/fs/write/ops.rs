@@ -100,7 +100,7 @@ impl CloudifyFs {
             .map(|e| Target::Listed(Box::new(e))))
     }
 
-    fn remove_remote_file(&self, f: &File) -> Result<(), FsError> {
+    pub(super) fn remove_remote_file(&self, f: &File) -> Result<(), FsError> {
         match self.config.delete_mode {
             DeleteMode::Trash => self.remote.trash_file(&f.id)?,
             DeleteMode::Permanent => self.remote.delete_file(&f.id)?,
@@ -147,6 +147,7 @@ impl CloudifyFs {
 
     fn save_manifest(&self, st: &mut Pending) -> Result<(), FsError> {
         st.manifest.set_replaces(st.replaces.as_ref());
+        st.manifest.set_obsolete(&st.obsolete);
         st.manifest.backup = st.backup.as_ref().map(|b| b.id.clone());
         self.writes
             .staging()?
@@ -445,13 +446,29 @@ impl CloudifyFs {
     }
 
     /// Once a pending inode has no handle and nothing to store, it becomes the remote file
-    /// it was stored as (or disappears, when unlinked).
+    /// it was stored as (or disappears, when unlinked). A stored file emptied and closed
+    /// becomes the remote file again: the server cannot store an empty file and keeps the
+    /// old content, so that is what the mount shows.
     fn settle(&self, ino: Ino) {
         let Some(slot) = self.writes.slot(ino) else {
             return;
         };
-        let st = slot.state.lock();
-        if st.handles > 0 || st.busy || (st.dirty && !st.unlinked) {
+        let mut st = slot.state.lock();
+        if st.handles > 0 || st.busy {
+            return;
+        }
+        let emptied = st.dirty && !st.unlinked && st.size == 0 && st.obsolete.is_empty();
+        let reverted = emptied && st.replaces.is_some();
+        if reverted {
+            log::warn!(
+                "{}: the server keeps its old content (it cannot store an empty file); the \
+                 mount shows that content again",
+                st.manifest.path
+            );
+            st.dirty = false;
+            st.stored = st.replaces.take();
+        }
+        if st.dirty && !st.unlinked {
             return;
         }
         self.writes.pending.lock().remove(&ino);
@@ -467,10 +484,14 @@ impl CloudifyFs {
         let Some(file) = st.stored.clone() else {
             return;
         };
-        let exact = (file.extension() == extension_of_name(&st.manifest.name)).then_some(st.size);
+        let same_ext = file.extension() == extension_of_name(&st.manifest.name);
+        let exact = (same_ext && !reverted).then_some(st.size);
         drop(st);
         let mut inodes = self.inodes.lock();
         let key = inodes.get(ino).map(|i| (i.parent, i.name.clone()));
+        if reverted {
+            inodes.content_changed(ino);
+        }
         inodes.rekey(ino, Key::File(file.id.clone()));
         if let Some(inode) = inodes.get_mut(ino) {
             inode.node = Node::File(RemoteFile {
@@ -481,6 +502,9 @@ impl CloudifyFs {
         drop(inodes);
         if let Some(key) = key {
             self.writes.overlay.lock().remove(&key);
+            if reverted {
+                self.writes.invalidate(key.0, &key.1);
+            }
         }
     }
 
@@ -557,6 +581,7 @@ impl CloudifyFs {
                 return;
             };
             if inode.name == shown {
+                log::info!("{}: stored ({} bytes)", st.manifest.path, st.size);
                 return;
             }
             let old = (
@@ -1080,7 +1105,7 @@ fn keep_empty(st: &Pending) {
     } else {
         log::warn!(
             "{}: truncated to 0 bytes, which the server cannot store; the server keeps the \
-             old content until the file gets new content",
+             old content, and the mount shows it again once the file is closed empty",
             st.manifest.path
         );
     }

@@ -75,6 +75,24 @@ fn recover_one(
                 super::staging::upload_name(&file)
             );
             staging.remove(&staged);
+            fs.dirs.invalidate(&m.folder_id());
+            for old in m.obsolete_files() {
+                if let Some(folder) = &old.folder_id {
+                    fs.dirs.invalidate(folder);
+                }
+                match fs.remove_remote_file(&old) {
+                    Ok(()) => log::info!(
+                        "{}: removed the copy under the old name {}",
+                        m.path,
+                        super::staging::upload_name(&old)
+                    ),
+                    Err(e) => log::warn!(
+                        "{}: stored, but removing the copy under the old name {} failed: {e}",
+                        m.path,
+                        super::staging::upload_name(&old)
+                    ),
+                }
+            }
         }
         Err(f) => {
             m.set_replaces(f.replaces.as_ref());

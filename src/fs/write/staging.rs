@@ -39,6 +39,11 @@ pub struct Manifest {
     /// The staged id of the held old content of `replaces`, if any.
     #[serde(default)]
     pub backup: Option<String>,
+    /// Remote files to remove by `--delete-mode` once these bytes are stored: the copies
+    /// under the old name of a renamed file. Recorded so that a crash between the rename
+    /// and the store does not leave the old copy behind.
+    #[serde(default)]
+    pub obsolete: Vec<Value>,
 }
 
 impl Manifest {
@@ -63,6 +68,17 @@ impl Manifest {
 
     pub fn set_replaces(&mut self, file: Option<&File>) {
         self.replaces = file.map(file_json);
+    }
+
+    pub fn obsolete_files(&self) -> Vec<File> {
+        self.obsolete
+            .iter()
+            .filter_map(|v| serde_json::from_value(v.clone()).ok())
+            .collect()
+    }
+
+    pub fn set_obsolete(&mut self, files: &[File]) {
+        self.obsolete = files.iter().map(file_json).collect();
     }
 }
 
