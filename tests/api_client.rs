@@ -942,3 +942,26 @@ fn server_messages_quoting_the_key_are_redacted_and_bounded() {
         assert!(message.len() <= 500, "{status}: {} bytes", message.len());
     }
 }
+
+#[test]
+fn a_listing_that_pages_forever_stops_at_its_time_limit() {
+    assert_eq!(
+        ClientConfig::new("http://127.0.0.1:1", KEY).max_pages,
+        1_000,
+        "100,000 entries at most"
+    );
+    // Every page is full and new; each takes a while, so the page cap (1,000 pages, 25 s
+    // or more) is out of reach and only the limit of ten times the timeout (10 s) ends it.
+    let server = Scripted::start(|seen| {
+        thread::sleep(Duration::from_millis(25));
+        let files: Vec<Value> = page_of(usize::MAX / 2, api_page(seen), 100)
+            .map(|i| file_json(i, None))
+            .collect();
+        Reply::ok(json!({"folders": [], "files": files}))
+    });
+    let client = client_for(&server.origin, |c| c.timeout = Duration::from_secs(1));
+    let listing = client.list_folder(&Id::root()).expect("a cut listing");
+    let pages = server.seen().len();
+    assert!(pages < 1_000, "{pages} pages");
+    assert_eq!(listing.files.len(), pages * 100);
+}

@@ -22,7 +22,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::{RequestBuilder, Response, multipart};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -55,9 +55,14 @@ pub struct ClientConfig {
     pub rate_per_minute: Option<u32>,
     pub user_agent: String,
     /// Listing pages fetched at most per folder, so a server that never stops paging cannot
-    /// hang the mount. Default 10,000 (a million entries).
+    /// hang the mount. Default 1,000 (100,000 entries). A listing also stops after ten times
+    /// `timeout` in all ([`LISTING_TIMEOUTS`]); either way the listing is cut with a warning.
     pub max_pages: u32,
 }
+
+/// A folder's listing, all pages, takes at most this many times the request timeout (5
+/// minutes by default), so a server that pages forever ties up a folder for a bounded time.
+pub const LISTING_TIMEOUTS: u32 = 10;
 
 impl ClientConfig {
     /// A configuration with the defaults above.
@@ -69,7 +74,7 @@ impl ClientConfig {
             retries: 5,
             rate_per_minute: Some(240),
             user_agent: format!("cloudify-fs/{}", env!("CARGO_PKG_VERSION")),
-            max_pages: 10_000,
+            max_pages: 1_000,
         }
     }
 }
@@ -346,6 +351,7 @@ impl Client {
         let mut rule = PageRule::default();
         let mut files_separately = false;
         let folder_query = folder_query(folder);
+        let deadline = Instant::now() + self.inner.timeout * LISTING_TIMEOUTS;
         for page in 1..=self.inner.max_pages {
             let page_text = page.to_string();
             let mut query = folder_query.clone();
@@ -369,10 +375,12 @@ impl Client {
             if !rule.absorb(page_listing, &mut listing) {
                 break;
             }
-            self.warn_if_last_page(page, &context);
+            if self.cut_listing(page, deadline, &listing, &context) {
+                break;
+            }
         }
         if files_separately {
-            self.list_files(&folder_query, &mut rule, &mut listing)?;
+            self.list_files(&folder_query, &mut rule, &mut listing, deadline)?;
         }
         Ok(listing)
     }
@@ -383,6 +391,7 @@ impl Client {
         folder_query: &[(&str, &str)],
         rule: &mut PageRule,
         listing: &mut Listing,
+        deadline: Instant,
     ) -> Result<(), ApiError> {
         for page in 1..=self.inner.max_pages {
             let page_text = page.to_string();
@@ -398,17 +407,31 @@ impl Client {
             if !rule.absorb(page_listing, listing) {
                 break;
             }
-            self.warn_if_last_page(page, &context);
+            if self.cut_listing(page, deadline, listing, &context) {
+                break;
+            }
         }
         Ok(())
     }
 
-    fn warn_if_last_page(&self, page: u32, context: &str) {
-        if page == self.inner.max_pages {
-            log::warn!(
-                "{context}: still more entries after {page} pages; the listing is cut there"
-            );
-        }
+    /// Whether a listing that still has pages to go stops here: after `max_pages` pages, or
+    /// past its deadline. Says so at warn, since the folder then shows only part of itself.
+    fn cut_listing(&self, page: u32, deadline: Instant, listing: &Listing, context: &str) -> bool {
+        let limit = if page >= self.inner.max_pages {
+            format!("the limit of {page} pages")
+        } else if Instant::now() >= deadline {
+            let total = self.inner.timeout * LISTING_TIMEOUTS;
+            format!("the time limit of {total:?} ({page} pages)")
+        } else {
+            return false;
+        };
+        let entries = listing.folders.len() + listing.files.len();
+        log::warn!(
+            "{context}: the server still sends new entries after {limit}; the listing is cut \
+             at {entries} entries, so the folder shows only part of its content (a server that \
+             pages without end?)"
+        );
+        true
     }
 
     /// The storage request for a file's content, with a context naming the file.
