@@ -301,5 +301,15 @@ fn truncating_a_stored_file_to_nothing_shows_what_the_server_keeps() {
     wait_until("the mount to show the stored content again", || {
         std::fs::read(&path).is_ok_and(|b| b == b"still here\n")
     });
+
+    // An empty file renamed over it: the server keeps the old content, the mount shows it.
+    let empty = mount.path().join("empty.txt");
+    std::fs::File::create(&empty).unwrap();
+    std::fs::rename(&empty, &path).unwrap();
+    assert!(!empty.exists());
+    wait_until("the mount to show the stored content again", || {
+        std::fs::read(&path).is_ok_and(|b| b == b"still here\n")
+    });
     assert_eq!(root_names(&server), BTreeSet::from(["keep".into()]));
+    assert_eq!(server_bytes(&server, "keep").unwrap(), b"still here\n");
 }

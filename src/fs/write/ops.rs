@@ -879,6 +879,9 @@ impl CloudifyFs {
         }
         if idle && size > 0 && self.config.write_back.is_zero() {
             self.store_ino(ino, false)?;
+        }
+        if idle {
+            // Also an empty file renamed over a stored one: the stored content stays.
             self.settle(ino);
         }
         Ok(())
