@@ -965,3 +965,13 @@ fn a_listing_that_pages_forever_stops_at_its_time_limit() {
     assert!(pages < 1_000, "{pages} pages");
     assert_eq!(listing.files.len(), pages * 100);
 }
+
+#[test]
+fn an_oversized_api_answer_is_a_protocol_error_without_reading_it() {
+    let (e, n) = error_for(|| {
+        Reply::ok(json!({"id": "x", "name": "x"})).header("Content-Length", "104857600")
+    });
+    assert!(matches!(e, ApiError::Protocol { .. }), "{e}");
+    assert!(e.to_string().contains("larger than 64 MiB"), "{e}");
+    assert_eq!(n, 1, "not retried");
+}

@@ -3,7 +3,7 @@
 //! downloads. Kept apart from the request side in `client.rs` so that the rules read in one
 //! place.
 
-use std::io;
+use std::io::{self, Read};
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
@@ -65,8 +65,18 @@ pub(super) fn describe(error: &reqwest::Error) -> String {
 /// `Network` error then and decides (for example by listing the folder).
 pub(super) fn send_failure<T>(error: reqwest::Error, context: &str, safety: Safety) -> Attempt<T> {
     let error = error.without_url();
-    let mut message = describe(&error);
-    if error.is_connect() || safety == Safety::Idempotent {
+    network_failure(describe(&error), error.is_connect(), context, safety)
+}
+
+/// A call whose answer did not arrive whole, by the rule of [`send_failure`]; `connect` when
+/// nothing reached the server.
+fn network_failure<T>(
+    mut message: String,
+    connect: bool,
+    context: &str,
+    safety: Safety,
+) -> Attempt<T> {
+    if connect || safety == Safety::Idempotent {
         return Attempt::Retry {
             error: ApiError::Network {
                 context: context.to_string(),
@@ -96,6 +106,51 @@ pub(super) fn header_u64(response: &Response, name: header::HeaderName) -> Optio
         .trim()
         .parse()
         .ok()
+}
+
+/// Largest API answer read. A page of 100 entries is about 100 KB, and a 1.2.8 server's
+/// unpaged listing of 100,000 entries about 60 MB; anything larger is not the API.
+pub(super) const MAX_API_BODY: u64 = 64 * 1024 * 1024;
+
+/// Reads at most `limit` bytes of `body`; `Ok(None)` when there are more, or `declared`
+/// (the Content-Length) already says so, without reading them.
+pub(super) fn read_capped(
+    body: impl Read,
+    declared: Option<u64>,
+    limit: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    body.take(limit + 1).read_to_end(&mut out)?;
+    Ok((out.len() as u64 <= limit).then_some(out))
+}
+
+/// The body of an API answer, at most [`MAX_API_BODY`] bytes.
+fn api_body<T>(
+    mut response: Response,
+    context: &str,
+    safety: Safety,
+) -> Result<Vec<u8>, Attempt<T>> {
+    let declared = response.content_length();
+    match read_capped(&mut response, declared, MAX_API_BODY) {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err(Attempt::Fail(protocol(
+            context.to_string(),
+            format!(
+                "the answer is larger than {} MiB, more than any Cloudify answer; not read",
+                MAX_API_BODY >> 20
+            ),
+        ))),
+        Err(e) => {
+            let message = match e.get_ref().and_then(|e| e.downcast_ref::<reqwest::Error>()) {
+                Some(e) => describe(e),
+                None => e.to_string(),
+            };
+            Err(network_failure(message, false, context, safety))
+        }
+    }
 }
 
 /// Longest text taken from a server's answer into an error, in bytes.
@@ -179,9 +234,9 @@ pub(super) fn api_answer(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| "no content type".to_string(), |t| server_text(t, key));
-    let body = match response.bytes() {
+    let body = match api_body(response, context, safety) {
         Ok(body) => body,
-        Err(error) => return send_failure(error, context, safety),
+        Err(outcome) => return outcome,
     };
 
     if status.is_server_error() {
@@ -418,6 +473,19 @@ mod tests {
         assert_eq!(range_header(0, None), "bytes=0-");
         assert_eq!(range_header(5, Some(10)), "bytes=5-9");
         assert_eq!(range_header(5, Some(5)), "bytes=5-");
+    }
+
+    #[test]
+    fn api_bodies_are_read_up_to_the_cap_only() {
+        let read = |len: u64, declared: Option<u64>| {
+            read_capped(io::repeat(b'x').take(len), declared, 1000).unwrap()
+        };
+        assert_eq!(read(1000, Some(1000)).map(|b| b.len()), Some(1000));
+        assert_eq!(read(1000, None).map(|b| b.len()), Some(1000));
+        assert_eq!(read(1001, None), None, "one byte over");
+        assert_eq!(read(10, Some(5000)), None, "refused by its declared length");
+        let mut endless = io::repeat(b'x');
+        assert_eq!(read_capped(&mut endless, None, 1000).unwrap(), None);
     }
 
     #[test]
