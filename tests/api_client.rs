@@ -975,3 +975,18 @@ fn an_oversized_api_answer_is_a_protocol_error_without_reading_it() {
     assert!(e.to_string().contains("larger than 64 MiB"), "{e}");
     assert_eq!(n, 1, "not retried");
 }
+
+#[test]
+fn an_authorisation_refusal_with_http_200_is_unauthorized() {
+    let (e, n) = error_for(|| {
+        Reply::json(
+            200,
+            json!({"error": true, "data": null, "message": "This action is unauthorized."}),
+        )
+    });
+    assert!(
+        matches!(e, ApiError::Unauthorized { status: 200, .. }),
+        "{e}"
+    );
+    assert_eq!(n, 1, "not retried");
+}

@@ -305,12 +305,20 @@ pub(super) fn client_error<T>(status: StatusCode, message: String, context: &str
     })
 }
 
-/// HTTP 200 with `error: true`: an upload refused for its type or size, or another refusal.
+/// HTTP 200 with `error: true`: an upload refused for its type or size, a key refused (a
+/// server or proxy that sends Laravel's authorisation message with status 200), or another
+/// refusal.
 pub(super) fn soft_error(context: &str, message: Option<String>) -> ApiError {
     let context = context.to_string();
     let message = message.unwrap_or_else(|| "refused without a message".to_string());
     let lower = message.to_lowercase();
-    if lower.contains("too big") || lower.contains("too large") {
+    if lower.contains("unauthorized") || lower.contains("unauthenticated") {
+        ApiError::Unauthorized {
+            context,
+            status: 200,
+            message,
+        }
+    } else if lower.contains("too big") || lower.contains("too large") {
         ApiError::TooLarge { context, message }
     } else if lower.contains("file type") || lower.contains("not allowed") {
         ApiError::TypeNotAllowed { context, message }
@@ -517,6 +525,7 @@ mod tests {
             ApiError::TooLarge { .. } => "large",
             ApiError::TypeNotAllowed { .. } => "type",
             ApiError::Refused { .. } => "refused",
+            ApiError::Unauthorized { status: 200, .. } => "unauthorized",
             _ => "other",
         };
         assert_eq!(kind("File is too big. Max file upload is 2MB"), "large");
@@ -526,6 +535,8 @@ mod tests {
             "type"
         );
         assert_eq!(kind("Error when deleting selected item(s)"), "refused");
+        assert_eq!(kind("This action is unauthorized."), "unauthorized");
+        assert_eq!(kind("Unauthenticated."), "unauthorized");
         assert!(matches!(soft_error("c", None), ApiError::Refused { .. }));
     }
 }
