@@ -990,3 +990,11 @@ fn an_authorisation_refusal_with_http_200_is_unauthorized() {
     );
     assert_eq!(n, 1, "not retried");
 }
+
+#[test]
+fn a_request_timeout_answer_is_retried_like_a_server_error() {
+    let (e, n) = error_for(|| Reply::json(408, json!({"message": "Request Timeout"})));
+    assert!(matches!(e, ApiError::Server { status: 408, .. }), "{e}");
+    assert!(e.is_transient());
+    assert_eq!(n, 3, "one try and two retries");
+}

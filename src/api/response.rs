@@ -239,16 +239,21 @@ pub(super) fn api_answer(
         Err(outcome) => return outcome,
     };
 
-    if status.is_server_error() {
+    // 408: the server or a proxy gave up waiting for the request; as passing as a 5xx.
+    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         let error = ApiError::Server {
             context: context.to_string(),
             status: status.as_u16(),
             message: error_message(&body, status, key),
         };
         // 503 is what Laravel's maintenance mode and overloaded proxies answer before the
-        // application ran, so even a create may be repeated; other 5xx may come after the
-        // work was done.
-        if safety == Safety::Idempotent || status == StatusCode::SERVICE_UNAVAILABLE {
+        // application ran, and 408 comes before the request was whole, so even a create may
+        // be repeated; other 5xx may come after the work was done.
+        let unprocessed = matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT
+        );
+        if safety == Safety::Idempotent || unprocessed {
             return Attempt::Retry { error, after };
         }
         return Attempt::Fail(error);
