@@ -9,6 +9,11 @@
 //! as loading and fetches without holding any lock; the others wait on the slot's condition
 //! variable and take the same result (or the same error). This keeps `ls` in a big folder
 //! with many kernel threads down to one listing request.
+//!
+//! A refresh that fails for a reason that may pass by itself (network, server error, rate
+//! limit) serves the stale listing instead, with a warning, so a blip does not turn `ls` into
+//! EIO; the next use tries again. A refusal that will not pass (not found, key refused) is
+//! reported.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -204,10 +209,30 @@ impl DirCache {
             slot: &slot,
             result: None,
         };
-        let result = fetch().map(Arc::new);
+        let result = match fetch() {
+            Ok(listing) => Ok(Arc::new(listing)),
+            Err(e) => Self::stale_instead(&slot, folder, e),
+        };
         guard.result = Some(result.clone());
         drop(guard);
         result
+    }
+
+    /// After a failed refresh: the stale listing when the failure may pass by itself and the
+    /// slot still has one (it has none after [`DirCache::invalidate`]), else the error.
+    fn stale_instead(slot: &Slot, folder: &Id, e: FsError) -> Result<Arc<DirListing>, FsError> {
+        let transient = matches!(&e, FsError::Remote(api) if api.is_transient());
+        let stale = slot.state.lock().listing.clone();
+        match stale {
+            Some(listing) if transient => {
+                log::warn!(
+                    "listing of folder {folder} failed ({e}); showing the listing of {:?} ago",
+                    listing.fetched.elapsed()
+                );
+                Ok(listing)
+            }
+            _ => Err(e),
+        }
     }
 
     /// The cached listing of `folder` even when stale, without fetching.
@@ -267,6 +292,47 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(remote.lists(), 2);
+    }
+
+    #[test]
+    fn a_refresh_that_fails_for_a_while_serves_the_stale_listing() {
+        let remote = crate::fs::testing::Faulty::new(MemRemote::new());
+        remote.inner.add_file(&Id::root(), "a", "txt", vec![1; 10]);
+        let cache = DirCache::new(Duration::ZERO);
+        let sizes = SizeCache::disabled();
+        let get = || cache.get(&Id::root(), || fetch(&remote, &sizes, &Id::root()));
+        assert_eq!(get().unwrap().entries.len(), 1);
+
+        remote.fail_next_list(crate::api::ApiError::Network {
+            context: "GET /media/folders".into(),
+            message: "connection reset".into(),
+        });
+        let stale = get().expect("a network blip serves the stale listing");
+        assert_eq!(stale.entries[0].name, "a.txt");
+
+        remote.fail_next_list(crate::api::ApiError::NotFound {
+            context: "GET /media/folders".into(),
+            message: "gone".into(),
+        });
+        assert_eq!(get().unwrap_err().errno(), libc::ENOENT);
+        remote.fail_next_list(crate::api::ApiError::Unauthorized {
+            context: "GET /media/folders".into(),
+            status: 403,
+            message: "This action is unauthorized.".into(),
+        });
+        assert_eq!(get().unwrap_err().errno(), libc::EACCES);
+
+        cache.invalidate(&Id::root());
+        remote.fail_next_list(crate::api::ApiError::Server {
+            context: "GET /media/folders".into(),
+            status: 502,
+            message: "Bad Gateway".into(),
+        });
+        assert_eq!(
+            get().unwrap_err().errno(),
+            libc::EIO,
+            "nothing stale to serve after a local change"
+        );
     }
 
     #[test]
