@@ -14,11 +14,15 @@
 //! limit) serves the stale listing instead, with a warning, so a blip does not turn `ls` into
 //! EIO; the next use tries again. A refusal that will not pass (not found, key refused) is
 //! reported.
+//!
+//! At most [`MAX_LISTINGS`] folders are kept; beyond that the least recently used listing
+//! that no caller is using or fetching is dropped (its folder is listed again when next used).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lru::LruCache;
 use parking_lot::{Condvar, Mutex};
 
 use super::error::FsError;
@@ -114,14 +118,21 @@ struct Slot {
     ready: Condvar,
 }
 
+/// Folders whose listings are kept; a listing of 100 entries takes some 50 KB.
+pub const MAX_LISTINGS: usize = 1024;
+
 /// Cached listings by folder id.
 ///
-/// Locks: `slots` guards the map only and is held for a lookup or insert; each slot's
-/// `state` guards that folder's listing and fetch state. `slots` is never taken while a
-/// slot is held, and no lock is held across a fetch.
+/// Locks: `slots` guards the map only and is held for a lookup, insert or eviction; each
+/// slot's `state` guards that folder's listing and fetch state. `slots` is never taken while
+/// a slot is held, and no lock is held across a fetch.
+///
+/// A slot that a caller holds (a fetch running, waiters on it) is never evicted, so
+/// concurrent users of one folder always find the same slot and share one fetch.
 pub struct DirCache {
-    slots: Mutex<HashMap<Id, Arc<Slot>>>,
+    slots: Mutex<LruCache<Id, Arc<Slot>>>,
     ttl: Duration,
+    capacity: usize,
 }
 
 /// Clears `loading` and wakes waiters even if the fetch unwinds.
@@ -159,14 +170,48 @@ impl Drop for LoadingGuard<'_> {
 
 impl DirCache {
     pub fn new(ttl: Duration) -> DirCache {
+        DirCache::with_capacity(ttl, MAX_LISTINGS)
+    }
+
+    /// A cache of at most `capacity` idle listings.
+    pub fn with_capacity(ttl: Duration, capacity: usize) -> DirCache {
         DirCache {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(LruCache::unbounded()),
             ttl,
+            capacity,
         }
     }
 
     fn slot(&self, folder: &Id) -> Arc<Slot> {
-        self.slots.lock().entry(folder.clone()).or_default().clone()
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get(folder) {
+            return slot.clone();
+        }
+        let slot = Arc::new(Slot::default());
+        slots.put(folder.clone(), slot.clone());
+        if slots.len() > self.capacity {
+            // Idle slots only: the map's reference is their only one.
+            let idle: Vec<Id> = slots
+                .iter()
+                .rev()
+                .filter(|(_, s)| Arc::strong_count(s) == 1)
+                .map(|(id, _)| id.clone())
+                .take(slots.len() - self.capacity)
+                .collect();
+            for id in idle {
+                slots.pop(&id);
+            }
+        }
+        slot
+    }
+
+    /// How many listings (fetched or being fetched) are kept.
+    pub fn len(&self) -> usize {
+        self.slots.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.lock().is_empty()
     }
 
     /// The listing of `folder`: the cached one while fresh, else the result of `fetch`
@@ -237,14 +282,14 @@ impl DirCache {
 
     /// The cached listing of `folder` even when stale, without fetching.
     pub fn peek(&self, folder: &Id) -> Option<Arc<DirListing>> {
-        let slot = self.slots.lock().get(folder).cloned()?;
+        let slot = self.slots.lock().peek(folder).cloned()?;
         let st = slot.state.lock();
         st.listing.clone()
     }
 
     /// Forgets the listing of `folder`, so the next use fetches it again (after a change).
     pub fn invalidate(&self, folder: &Id) {
-        let slot = self.slots.lock().get(folder).cloned();
+        let slot = self.slots.lock().peek(folder).cloned();
         if let Some(slot) = slot {
             slot.state.lock().listing = None;
         }
@@ -279,6 +324,76 @@ mod tests {
         }
         assert_eq!(remote.lists(), 1);
         assert_eq!(remote.heads(), 20);
+    }
+
+    #[test]
+    fn the_cache_keeps_a_bounded_number_of_listings_but_never_one_in_use() {
+        let remote = Arc::new(MemRemote::new());
+        let folders: Vec<Id> = (0..10)
+            .map(|i| remote.add_folder(&Id::root(), &format!("d{i}")))
+            .collect();
+        let sizes = Arc::new(SizeCache::disabled());
+        let cache = Arc::new(DirCache::with_capacity(Duration::from_secs(60), 3));
+        for f in &folders {
+            cache.get(f, || fetch(&*remote, &sizes, f)).unwrap();
+        }
+        assert_eq!(cache.len(), 3);
+        assert!(cache.peek(&folders[9]).is_some(), "the newest are kept");
+        assert!(cache.peek(&folders[0]).is_none(), "the oldest are dropped");
+
+        // A fetch in flight, and its waiters, survive any number of other folders, so the
+        // four users of the root share one fetch.
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let release = Arc::new(AtomicBool::new(false));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let root = Id::root();
+        let users: Vec<_> = (0..4)
+            .map(|_| {
+                let (remote, cache, sizes) = (remote.clone(), cache.clone(), sizes.clone());
+                let (release, fetches, root) = (release.clone(), fetches.clone(), root.clone());
+                std::thread::spawn(move || {
+                    let slow_fetch = || {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        while !release.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        fetch(&*remote, &sizes, &root)
+                    };
+                    cache.get(&root, slow_fetch).map(|l| l.entries.len())
+                })
+            })
+            .collect();
+        let holders = || {
+            let slots = cache.slots.lock();
+            slots.peek(&root).map_or(0, Arc::strong_count)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while holders() < 5 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            holders(),
+            5,
+            "the map and the four users hold the root's slot"
+        );
+        for f in &folders {
+            cache.get(f, || fetch(&*remote, &sizes, f)).unwrap();
+        }
+        assert_eq!(
+            holders(),
+            5,
+            "still in the map: a later user joins the same fetch"
+        );
+        release.store(true, Ordering::SeqCst);
+        for u in users {
+            assert_eq!(u.join().unwrap().unwrap(), 10);
+        }
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "one fetch for four users"
+        );
+        assert!(cache.len() <= 3);
     }
 
     #[test]
