@@ -637,20 +637,36 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// Reads the key from `file` (first line, trimmed) or, without one, from `CLOUDIFY_API_KEY`.
-/// Warns when the file is readable by group or others. Errors never contain the key.
-pub fn read_api_key(file: Option<&Path>) -> Result<ApiKey, String> {
+/// Takes `CLOUDIFY_API_KEY` out of the process environment and returns its value, so that
+/// no child process (fusermount3, which mounts for a user without root, or anything a helper
+/// runs) inherits the key. `main` calls it first, before any thread exists.
+///
+/// # Safety
+///
+/// No other thread may read or change the environment meanwhile (see
+/// [`std::env::remove_var`]).
+pub unsafe fn take_api_key_env() -> Option<OsString> {
+    let value = std::env::var_os(API_KEY_ENV);
+    // SAFETY: the caller guarantees that no other thread uses the environment.
+    unsafe { std::env::remove_var(API_KEY_ENV) };
+    value
+}
+
+/// Reads the key from `file` (first line, trimmed) or, without one, from `env_key`, the
+/// value `CLOUDIFY_API_KEY` had (see [`take_api_key_env`]). Warns when the file is readable
+/// by group or others. Errors never contain the key.
+pub fn read_api_key(file: Option<&Path>, env_key: Option<OsString>) -> Result<ApiKey, String> {
     let key = match file {
         Some(path) => read_key_file(path)?,
-        None => match std::env::var(API_KEY_ENV) {
-            Ok(key) => key.trim().to_string(),
-            Err(std::env::VarError::NotPresent) => {
+        None => match env_key.map(OsString::into_string) {
+            Some(Ok(key)) => key.trim().to_string(),
+            None => {
                 return Err(format!(
                     "no API key: set {API_KEY_ENV} or pass --api-key-file PATH \
                      (the key is never taken from the command line)"
                 ));
             }
-            Err(std::env::VarError::NotUnicode(_)) => {
+            Some(Err(_)) => {
                 return Err(format!("{API_KEY_ENV} is not valid text"));
             }
         },
@@ -925,16 +941,23 @@ mod tests {
         let path = dir.path().join("key");
         std::fs::write(&path, "  ABCDEF0123  \nsecond line\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_api_key(Some(&path)).unwrap().expose(), "ABCDEF0123");
+        assert_eq!(
+            read_api_key(Some(&path), None).unwrap().expose(),
+            "ABCDEF0123"
+        );
 
         std::fs::write(&path, "\n").unwrap();
-        assert!(read_api_key(Some(&path)).unwrap_err().contains("empty"));
+        assert!(
+            read_api_key(Some(&path), None)
+                .unwrap_err()
+                .contains("empty")
+        );
         std::fs::write(&path, "has space\n").unwrap();
-        let message = read_api_key(Some(&path)).unwrap_err();
+        let message = read_api_key(Some(&path), None).unwrap_err();
         assert!(!message.contains("has space"), "{message}");
         let missing = dir.path().join("missing");
         assert!(
-            read_api_key(Some(&missing))
+            read_api_key(Some(&missing), None)
                 .unwrap_err()
                 .contains("cannot read")
         );

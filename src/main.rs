@@ -20,6 +20,10 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
+    // SAFETY: the first statement of `main`: no other thread exists yet (none is started
+    // before `main`, and nothing here has started one), so nothing reads the environment
+    // while the key is taken out of it.
+    let env_key = unsafe { cli::take_api_key_env() };
     let mut request = cli::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Err(e) = init_logging(&request.log) {
         eprintln!("error: cannot open the log file: {e}");
@@ -29,7 +33,7 @@ fn main() -> ExitCode {
         log::warn!("{warning}");
     }
 
-    let key = match prepare(&mut request) {
+    let key = match prepare(&mut request, env_key) {
         Ok(key) => key,
         Err(message) => return failure(&request, &message, true),
     };
@@ -92,8 +96,11 @@ fn init_logging(settings: &LogSettings) -> io::Result<()> {
 
 /// The checks that need no server and no thread: the key, the mountpoint, and absolute paths
 /// (a daemon changes its working folder to /).
-fn prepare(request: &mut MountRequest) -> Result<ApiKey, String> {
-    let key = cli::read_api_key(request.api_key_file.as_deref())?;
+fn prepare(
+    request: &mut MountRequest,
+    env_key: Option<std::ffi::OsString>,
+) -> Result<ApiKey, String> {
+    let key = cli::read_api_key(request.api_key_file.as_deref(), env_key)?;
     request.mount.mountpoint = check_mountpoint(&request.mount.mountpoint)?;
     request.fs.cache_dir = std::path::absolute(&request.fs.cache_dir)
         .map_err(|e| format!("cache folder {}: {e}", request.fs.cache_dir.display()))?;
