@@ -17,6 +17,7 @@
 //! size), and the length seen at the end of the body is recorded as its exact size.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -105,7 +106,12 @@ impl SizeCache {
     }
 
     fn try_open(dir: &Path) -> Result<Connection, Box<dyn std::error::Error>> {
-        std::fs::create_dir_all(dir)?;
+        // The cache folder and the parents created for it are private (0700): staged
+        // content of the library lives there too.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let conn = Connection::open(dir.join("sizes.sqlite3"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
