@@ -28,6 +28,8 @@ use crate::fs::{Attr, CloudifyFs, FsConfig, FsError, Kind, MountConfig};
 const MAX_IO: u32 = 1024 * 1024;
 /// Kernel read-ahead per file; the mount's own window grows beyond it.
 const MAX_READAHEAD: u32 = 1024 * 1024;
+/// The filesystem type's second half: /proc/mounts shows `fuse.cloudify-fs`.
+pub const SUBTYPE: &str = "cloudify-fs";
 
 /// The `fuser::Filesystem` over the core.
 struct FuseFs {
@@ -543,7 +545,10 @@ impl Mounted {
 fn session_config(fs: &FsConfig, mount: &MountConfig) -> Config {
     let mut options = vec![
         MountOption::FSName(mount.fs_name.clone()),
-        MountOption::Subtype("cloudify".to_string()),
+        // /proc/mounts then shows the type `fuse.cloudify-fs`, as an fstab line names it.
+        // fuser passes `Subtype` only to fusermount3, not to the mount(2) it makes itself
+        // as root, while the kernel's own `subtype=` option serves both ways.
+        MountOption::CUSTOM(format!("subtype={SUBTYPE}")),
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
