@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
-    BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow,
-    WriteFlags,
+    BackgroundSession, Config, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    SessionACL, TimeOrNow, WriteFlags,
 };
 
 use crate::api::Remote;
@@ -79,7 +79,13 @@ fn xattr_reply(reply: ReplyXattr, size: u32, data: &[u8]) {
 /// Logs a failed operation once and gives its errno.
 fn failed(op: &str, path: &str, err: &FsError) -> Errno {
     let errno = err.errno();
-    let expected = matches!(err, FsError::NoData | FsError::NoAttribute);
+    // Answers that programs expect and handle: "no such attribute" and "extended
+    // attributes not supported" (`mv` and `cp -a` try to carry them over), and EXDEV for a
+    // folder with content (`mv` then copies it).
+    let expected = matches!(
+        err,
+        FsError::NoData | FsError::NoAttribute | FsError::NotSupported | FsError::CrossDevice
+    );
     if (errno == libc::ENOENT && op == "lookup") || expected {
         log::debug!("{op} {path}: {err}");
     } else {
@@ -487,6 +493,29 @@ impl Filesystem for FuseFs {
         }
     }
 
+    /// Not offered: ENOSYS makes the kernel stop asking and copy through read and write,
+    /// which is what `cp` inside the mount then does (the staged copy is uploaded at close).
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        log::debug!(
+            "copy_file_range {} -> {}: not offered, the kernel copies by read and write",
+            self.fs.path_of(ino_in.0),
+            self.fs.path_of(ino_out.0)
+        );
+        reply.error(Errno::ENOSYS);
+    }
+
     fn create(
         &self,
         _req: &Request,
@@ -526,8 +555,21 @@ impl Mounted {
     }
 
     /// Blocks until the filesystem is unmounted from outside (`fusermount3 -u`).
+    ///
+    /// Only the session's thread is joined; the session itself is never dropped. Dropping it
+    /// unmounts again, and fuser 0.18 takes the /dev/fuse descriptor's POLLERR (connection
+    /// gone) for "still mounted": the second unmount fails with EINVAL, logged as a warning,
+    /// or unmounts whatever was mounted at the same path meanwhile. What stays behind (the
+    /// descriptor, a channel) goes with the process.
     pub fn wait(self) {
-        if let Err(e) = self.session.join() {
+        let session = std::mem::ManuallyDrop::new(self.session);
+        // SAFETY: the handle is read out of `session` exactly once, and `session` is never
+        // used or dropped afterwards, so the handle keeps a single owner.
+        let guard = unsafe { std::ptr::read(&session.guard) };
+        let result = guard
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the FUSE session thread panicked")));
+        if let Err(e) = result {
             log::warn!(
                 "FUSE session of {} ended with an error: {e}",
                 self.mountpoint.display()

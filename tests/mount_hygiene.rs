@@ -6,6 +6,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 use common::TestServer;
 use common::mount::{MountCommand, MountGuard};
@@ -52,4 +53,72 @@ fn a_missing_cache_folder_and_its_parents_are_created_private() {
         assert_eq!(mode(&dir), 0o700, "{}", dir.display());
     }
     mount.unmount();
+}
+
+#[test]
+fn expected_refusals_and_an_outside_unmount_log_no_warning() {
+    let server = TestServer::default_server();
+    let mut mount = MountGuard::mount(&server, &[]);
+    let root = mount.path().to_path_buf();
+    std::fs::create_dir(root.join("Folder")).unwrap();
+    std::fs::write(root.join("Folder/inside.txt"), b"inside\n").unwrap();
+    std::fs::write(root.join("a.txt"), b"alpha\n").unwrap();
+
+    // A folder with content: rename gives EXDEV, mv copies (trying to carry extended
+    // attributes over, which the mount does not support) and deletes.
+    let mv = Command::new("mv")
+        .arg(root.join("Folder"))
+        .arg(root.join("Moved"))
+        .output()
+        .unwrap();
+    assert!(
+        mv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mv.stderr)
+    );
+    // cp inside the mount asks for copy_file_range first.
+    let cp = Command::new("cp")
+        .arg(root.join("a.txt"))
+        .arg(root.join("b.txt"))
+        .output()
+        .unwrap();
+    assert!(
+        cp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cp.stderr)
+    );
+    assert_eq!(std::fs::read(root.join("b.txt")).unwrap(), b"alpha\n");
+    assert_eq!(
+        std::fs::read(root.join("Moved/inside.txt")).unwrap(),
+        b"inside\n"
+    );
+
+    let status = mount.unmount();
+    assert!(status.success());
+    let log = mount.log();
+    assert!(log.contains("unmounted"), "{log}");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "warnings for things that worked:\n{log}"
+    );
+}
+
+#[test]
+fn a_real_failure_still_logs_a_warning() {
+    let server = TestServer::default_server();
+    let mount = MountGuard::mount(&server, &[]);
+    let err = std::fs::create_dir(mount.path().join("v1.2")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    assert!(
+        mount
+            .log()
+            .lines()
+            .any(|l| l.contains(" WARN ") && l.contains("v1.2")),
+        "{}",
+        mount.log()
+    );
 }
