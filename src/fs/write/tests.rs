@@ -289,8 +289,14 @@ fn staged_files_of_an_earlier_mount_are_uploaded_at_start() {
         (files[0].0.as_str(), files[0].2.as_slice()),
         ("left", &b"left behind"[..])
     );
-    let staged = std::fs::read_dir(dir.path().join("staging"))
-        .unwrap()
-        .count();
-    assert_eq!(staged, 0);
+    // The staged copy is removed right after the upload answered: wait for that too.
+    let staged = || {
+        std::fs::read_dir(dir.path().join("staging"))
+            .unwrap()
+            .count()
+    };
+    while staged() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(staged(), 0);
 }
