@@ -77,12 +77,41 @@ fn extension_of_name(name: &str) -> Option<String> {
     (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_lowercase())
 }
 
+/// Whether the library accepts a file named `name` (`--allowed-extensions`): a name
+/// without an extension is left to the server, which names it by its content.
+pub fn check_extension(allowed: Option<&[String]>, name: &str) -> Result<(), FsError> {
+    let (Some(allowed), Some(ext)) = (allowed, extension_of_name(name)) else {
+        return Ok(());
+    };
+    if allowed.contains(&ext) {
+        return Ok(());
+    }
+    Err(FsError::ExtensionRefused(format!(
+        "Cloudify refuses files ending in .{ext}; it accepts only {} (--allowed-extensions)",
+        allowed.join(", ")
+    )))
+}
+
 impl CloudifyFs {
     fn writable(&self) -> Result<&super::staging::Staging, FsError> {
         if self.config.read_only {
             return Err(FsError::ReadOnly);
         }
         self.writes.staging()
+    }
+
+    /// Refuses a name the library would refuse, at create and rename. With a write-back
+    /// delay, any name may exist locally (temporary names of rsync and editors are renamed
+    /// before the upload); the check then applies at upload ([`Self::check_upload_name`]).
+    fn check_new_name(&self, name: &str) -> Result<(), FsError> {
+        if !self.config.write_back.is_zero() {
+            return Ok(());
+        }
+        self.check_upload_name(name)
+    }
+
+    fn check_upload_name(&self, name: &str) -> Result<(), FsError> {
+        check_extension(self.config.allowed_extensions.as_deref(), name)
     }
 
     fn folder_of(&self, dir: Ino) -> Result<Id, FsError> {
@@ -243,6 +272,7 @@ impl CloudifyFs {
             return Ok((entry, opened));
         }
 
+        self.check_new_name(name_s)?;
         let path = self.child_path(parent, name);
         let manifest = Manifest::new(&folder, name_s, &path);
         let (staged, file) = staging.create(&manifest)?;
@@ -272,13 +302,26 @@ impl CloudifyFs {
             self.writable()?;
         }
         let trunc = writable && flags & libc::O_TRUNC != 0;
-        let slot = match self.writes.slot(ino) {
-            Some(slot) => slot,
-            None if writable => self.stage_existing(ino, trunc)?,
-            None => return Err(FsError::NotFound),
-        };
-        let size = {
+        let size = loop {
+            let slot = match self.writes.slot(ino) {
+                Some(slot) => slot,
+                None if writable => self.stage_existing(ino, trunc)?,
+                // Settled meanwhile into the stored file: read that.
+                None if matches!(self.node_of(ino)?, Node::File(_)) => {
+                    return self.open(ino, flags);
+                }
+                None => return Err(FsError::NotFound),
+            };
             let mut st = slot.lock_idle();
+            // A close may have settled this slot meanwhile (it leaves `pending` under its
+            // lock, after the inode became the stored file): then open that file afresh.
+            if !self
+                .writes
+                .slot(ino)
+                .is_some_and(|s| Arc::ptr_eq(&s, &slot))
+            {
+                continue;
+            }
             if trunc && st.size > 0 {
                 st.file
                     .set_len(0)
@@ -290,7 +333,7 @@ impl CloudifyFs {
             if writable {
                 st.writers += 1;
             }
-            st.size
+            break st.size;
         };
         if writable {
             self.writes.queue.cancel(ino);
@@ -411,12 +454,29 @@ impl CloudifyFs {
         self.store_ino(h.ino, false)
     }
 
-    /// Stores what is pending and reports the result (also a failed write-back).
+    /// Stores what is pending and reports the result. With `--write-back` the upload keeps
+    /// its schedule: fsync makes the staged bytes durable on local disk (a later mount
+    /// uploads what a crash left staged) and reports the failure of an earlier write-back.
+    /// Programs that save by writing a temporary file, fsyncing it and renaming it over the
+    /// original (GLib's `g_file_replace`: gedit, file managers, `gio save`) would otherwise
+    /// upload the temporary name, which Cloudify refuses.
     pub fn fsync(&self, fh: u64) -> Result<(), FsError> {
         let Some(h) = self.writes.handle(fh) else {
             return Ok(());
         };
-        self.store_ino(h.ino, false)
+        if self.config.write_back.is_zero() {
+            return self.store_ino(h.ino, false);
+        }
+        let Some(slot) = self.writes.slot(h.ino) else {
+            return Ok(());
+        };
+        let st = slot.lock_idle();
+        if let Some(e) = &st.error {
+            return Err(e.clone());
+        }
+        st.file
+            .sync_all()
+            .map_err(|e| io_error("syncing", &st.staged, e))
     }
 
     /// Releases a write-side handle; false when `fh` is not one.
@@ -471,22 +531,27 @@ impl CloudifyFs {
         if st.dirty && !st.unlinked {
             return;
         }
-        self.writes.pending.lock().remove(&ino);
         if let Ok(staging) = self.writes.staging() {
             staging.remove(&st.staged);
             if let Some(b) = &st.backup {
                 staging.remove(b);
             }
         }
-        if st.unlinked {
-            return;
+        // The inode becomes the stored file before the slot leaves `pending`, both under the
+        // slot's lock: an open racing with this close (the kernel sends RELEASE
+        // asynchronously) finds either the slot or the stored file, never a local node
+        // without content (which answered ENOENT).
+        let stored = if st.unlinked { None } else { st.stored.clone() };
+        if let Some(file) = stored {
+            self.become_stored(ino, &st, file, reverted);
         }
-        let Some(file) = st.stored.clone() else {
-            return;
-        };
+        self.writes.pending.lock().remove(&ino);
+    }
+
+    /// The inode of a settled slot takes the server's key and node.
+    fn become_stored(&self, ino: Ino, st: &Pending, file: File, reverted: bool) {
         let same_ext = file.extension() == extension_of_name(&st.manifest.name);
         let exact = (same_ext && !reverted).then_some(st.size);
-        drop(st);
         let mut inodes = self.inodes.lock();
         let key = inodes.get(ino).map(|i| (i.parent, i.name.clone()));
         if reverted {
@@ -523,6 +588,10 @@ impl CloudifyFs {
             if st.size == 0 {
                 keep_empty(&st);
                 return Ok(());
+            }
+            if let Err(e) = self.check_upload_name(&st.manifest.name) {
+                st.error = Some(e.clone());
+                return Err(e);
             }
             st.busy = true;
             Job {
@@ -776,6 +845,9 @@ impl CloudifyFs {
         if flags & libc::RENAME_NOREPLACE != 0 && dst.is_some() {
             return Err(FsError::Exists);
         }
+        if !matches!(&src, Target::Listed(e) if e.node.is_dir()) {
+            self.check_new_name(new_name)?;
+        }
         let to = (new_parent, new_name);
         match src {
             Target::Listed(e) if e.node.is_dir() => self.rename_dir(parent, &e, to, dst),
@@ -898,6 +970,7 @@ impl CloudifyFs {
         backup: Option<Staged>,
     ) -> Result<(), FsError> {
         let staging = self.writable()?;
+        self.check_upload_name(to.1)?;
         let folder = self.folder_of(to.0)?;
         let path = self.child_path(to.0, OsStr::new(to.1));
         let mut manifest = Manifest::new(&folder, to.1, &path);
