@@ -161,6 +161,14 @@ struct MountArgs {
     )]
     write_back: humantime::Duration,
 
+    /// File name extensions the library accepts (the default is Cloudify 1.2.8's list),
+    /// separated by ',' or ':'. With --write-back 0, creating a file with another extension
+    /// or renaming a file to one fails at once with EPERM; with a delay, only its upload
+    /// does. `*` or `any`: no check, the server decides.
+    #[arg(long, value_name = "LIST", default_value = DEFAULT_EXTENSIONS,
+          value_parser = parse_extensions, help_heading = "Writing")]
+    allowed_extensions: ExtensionList,
+
     /// Read the API key from the first line of this file instead of CLOUDIFY_API_KEY.
     #[arg(long, value_name = "PATH", help_heading = "Authentication")]
     api_key_file: Option<PathBuf>,
@@ -184,7 +192,8 @@ struct MountArgs {
     /// Mount options, comma separated, as in /etc/fstab: ro, allow_other, uid=N, gid=N,
     /// umask=OCTAL, dir_cache_time=DUR, attr_timeout=DUR, cache_dir=DIR, inode_cache=N,
     /// timeout=DUR, retries=N, rate_limit=N, server_timezone=ZONE, max_threads=N,
-    /// delete_mode=trash|permanent, write_back=DUR, api_key_file=PATH, log_file=PATH, debug,
+    /// delete_mode=trash|permanent, write_back=DUR, allowed_extensions=EXT:EXT:...,
+    /// api_key_file=PATH, log_file=PATH, debug,
     /// daemon, foreground. Generic ones (rw, defaults, _netdev, nofail, noauto, auto, user,
     /// users, x-systemd.*, ...) are ignored.
     #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append,
@@ -207,6 +216,14 @@ struct MountArgs {
     #[arg(short = 't', hide = true)]
     fs_type: Option<String>,
 }
+
+/// [`crate::fs::config::CLOUDIFY_EXTENSIONS`] as `--help` shows it.
+const DEFAULT_EXTENSIONS: &str = "jpg,jpeg,png,gif,txt,docx,zip,mp3,bmp,csv,xls,xlsx,ppt,pptx,\
+pdf,mp4,m4v,doc,mpga,wav,webp,webm,mov,jfif,avif,rar,x-rar";
+
+/// `--allowed-extensions`: `None` accepts any extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ExtensionList(Option<Vec<String>>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum DeleteModeArg {
@@ -373,6 +390,7 @@ fn build_request(
     fs.inode_cache_capacity = args.inode_cache;
     fs.delete_mode = args.delete_mode.into();
     fs.write_back = *args.write_back;
+    fs.allowed_extensions = args.allowed_extensions.0;
 
     let mount = MountConfig {
         mountpoint: args.mountpoint,
@@ -560,6 +578,9 @@ fn apply_option(args: &mut MountArgs, option: &str) -> Result<(), OptionError> {
         "attr_timeout" => args.attr_timeout = parse_duration(required()?).map_err(bad)?,
         "timeout" => args.timeout = parse_duration(required()?).map_err(bad)?,
         "write_back" => args.write_back = parse_duration(required()?).map_err(bad)?,
+        "allowed_extensions" => {
+            args.allowed_extensions = parse_extensions(required()?).map_err(bad)?
+        }
         "cache_dir" => args.cache_dir = Some(parse_path(required()?).map_err(bad)?),
         "api_key_file" => args.api_key_file = Some(parse_path(required()?).map_err(bad)?),
         "log_file" => args.log_file = Some(parse_path(required()?).map_err(bad)?),
@@ -589,6 +610,23 @@ fn parse_umask(s: &str) -> Result<u32, String> {
 fn parse_duration(s: &str) -> Result<humantime::Duration, String> {
     s.parse::<humantime::Duration>()
         .map_err(|e| format!("{s:?}: {e} (write e.g. 30s, 5m, 1h)"))
+}
+
+/// `jpg,png`, `jpg:png` (the form for -o, where ',' separates options), `.JPG` alike;
+/// `*` or `any` turns the check off.
+fn parse_extensions(s: &str) -> Result<ExtensionList, String> {
+    if matches!(s.trim(), "*" | "any") {
+        return Ok(ExtensionList(None));
+    }
+    let list: Vec<String> = s
+        .split([',', ':', ' '])
+        .map(|e| e.trim().trim_start_matches('.').to_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err("an empty list of extensions; use * to accept any".to_string());
+    }
+    Ok(ExtensionList(Some(list)))
 }
 
 fn parse_path(s: &str) -> Result<PathBuf, String> {
@@ -745,6 +783,11 @@ mod tests {
         assert_eq!(r.fs.server_timezone, chrono_tz::UTC);
         assert_eq!(r.fs.delete_mode, DeleteMode::Trash);
         assert_eq!(r.fs.write_back, Duration::ZERO);
+        let cloudify: Vec<String> = crate::fs::config::CLOUDIFY_EXTENSIONS
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(r.fs.allowed_extensions, Some(cloudify));
         assert_eq!(r.network.timeout, Duration::from_secs(30));
         assert_eq!(r.network.retries, 5);
         assert_eq!(r.network.rate_per_minute, 240);
@@ -831,6 +874,24 @@ mod tests {
         assert_eq!(r.log.verbosity, 2);
         assert_eq!(r.api_key_file, Some(PathBuf::from("/k")));
         assert_eq!(r.log.file, Some(PathBuf::from("/l")));
+    }
+
+    #[test]
+    fn allowed_extensions_take_commas_colons_and_a_wildcard() {
+        let list = |v: &[&str]| Some(v.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        let r = parse_ok(&with(&["--allowed-extensions", "JPG, .png,json"]));
+        assert_eq!(r.fs.allowed_extensions, list(&["jpg", "png", "json"]));
+        let r = parse_ok(&with(&["-o", "ro,allowed_extensions=txt:json,debug"]));
+        assert_eq!(r.fs.allowed_extensions, list(&["txt", "json"]));
+        assert!(r.fs.read_only);
+        for any in ["*", "any"] {
+            let r = parse_ok(&with(&["--allowed-extensions", any]));
+            assert_eq!(r.fs.allowed_extensions, None);
+            let r = parse_ok(&with(&["-o", &format!("allowed_extensions={any}")]));
+            assert_eq!(r.fs.allowed_extensions, None);
+        }
+        assert!(parse_err(&with(&["--allowed-extensions", " , "])).contains("empty"));
+        assert!(parse_err(&with(&["-o", "allowed_extensions="])).contains("empty"));
     }
 
     #[test]

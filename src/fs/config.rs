@@ -38,7 +38,17 @@ pub struct FsConfig {
     pub delete_mode: DeleteMode,
     /// Delay between the last close of a written file and its upload; zero uploads at close.
     pub write_back: Duration,
+    /// File name extensions (lower case, without the dot) the library accepts; `None`
+    /// leaves the decision to the server. Default: [`CLOUDIFY_EXTENSIONS`].
+    pub allowed_extensions: Option<Vec<String>>,
 }
+
+/// The extensions Cloudify 1.2.8 accepts as shipped (`CLOUDIFY_MEDIA_ALLOWED_EXTENSIONS`).
+pub const CLOUDIFY_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "gif", "txt", "docx", "zip", "mp3", "bmp", "csv", "xls", "xlsx", "ppt",
+    "pptx", "pdf", "mp4", "m4v", "doc", "mpga", "wav", "webp", "webm", "mov", "jfif", "avif",
+    "rar", "x-rar",
+];
 
 impl FsConfig {
     /// Defaults for a mount with its cache under `cache_dir`.
@@ -57,6 +67,7 @@ impl FsConfig {
             inode_cache_capacity: 100_000,
             delete_mode: DeleteMode::Trash,
             write_back: Duration::ZERO,
+            allowed_extensions: Some(CLOUDIFY_EXTENSIONS.iter().map(|e| e.to_string()).collect()),
         }
     }
 }

@@ -74,6 +74,10 @@ pub enum FsError {
     /// Not supported at all by this filesystem (extended attributes).
     #[error("not supported")]
     NotSupported,
+    /// A file name whose extension the library does not accept (`--allowed-extensions`);
+    /// the message names the rule.
+    #[error("{0}")]
+    ExtensionRefused(String),
 }
 
 impl From<ApiError> for FsError {
@@ -105,6 +109,7 @@ impl FsError {
             FsError::Exists => libc::EEXIST,
             FsError::Invalid(_) => libc::EINVAL,
             FsError::NotSupported => libc::ENOTSUP,
+            FsError::ExtensionRefused(_) => libc::EPERM,
         }
     }
 }
