@@ -432,6 +432,7 @@ fn thumbnailer_reads_only_the_start_of_each_file() {
     let stats = server.stats();
     let sent = stats["storage"]["bytes_sent"].as_u64().unwrap();
     let total = (THUMB_FILES * THUMB_LEN) as u64;
+    eprintln!("thumbnailer: {sent} of {total} bytes fetched");
     assert!(
         sent <= total / 4,
         "fetched {sent} bytes of {total} for {THUMB_FILES} heads of {HEAD}: {stats}"
