@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
 use common::mount::{DEADLINE, MountGuard};
+use common::{ServerOptions, TestServer};
 
 /// Polls `cond` until it holds; panics with `what` after a generous deadline.
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -137,5 +137,122 @@ fn under_write_back_a_temporary_name_lives_until_it_is_renamed() {
     assert_eq!(
         server_names(&server),
         BTreeSet::from(["report.txt".to_string()])
+    );
+}
+
+/// Files (not folders) below `dir`, recursively, by path relative to it.
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in read {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel);
+            }
+        }
+    }
+    out
+}
+
+fn cp(from: &Path, to: &Path) -> (bool, String) {
+    let out = Command::new("cp").arg(from).arg(to).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_new_file_refused_for_good_vanishes_like_a_failed_copy() {
+    let server = TestServer::start(ServerOptions::default().args(["--max-upload", "1Ki"]));
+    let mount = MountGuard::mount(&server, &["--allowed-extensions", "any"]);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("data.json"), b"{\"a\": 1}\n").unwrap();
+    std::fs::write(src.path().join("big.txt"), vec![b'x'; 4096]).unwrap();
+
+    let (ok, stderr) = cp(
+        &src.path().join("data.json"),
+        &mount.path().join("data.json"),
+    );
+    assert!(
+        !ok && stderr.contains("Operation not permitted"),
+        "{stderr}"
+    );
+    let (ok, stderr) = cp(&src.path().join("big.txt"), &mount.path().join("big.txt"));
+    assert!(!ok && stderr.contains("File too large"), "{stderr}");
+
+    assert!(
+        names_in(mount.path()).is_empty(),
+        "{:?}",
+        names_in(mount.path())
+    );
+    assert!(!mount.path().join("big.txt").exists());
+    let staging = mount.dir().join("cache/staging");
+    assert!(
+        files_under(&staging).is_empty(),
+        "{:?}",
+        files_under(&staging)
+    );
+    assert!(server_names(&server).is_empty());
+    assert!(
+        mount.log().contains("removed from the mount"),
+        "{}",
+        mount.log()
+    );
+}
+
+#[test]
+fn refused_content_kept_for_an_overwrite_or_write_back_is_reported_once() {
+    let server = TestServer::start(ServerOptions::default().args(["--max-upload", "1Ki"]));
+    server.client().put_file(None, "keep.txt", b"old content\n");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = format!("--cache-dir={}", cache.path().display());
+
+    // An overwrite refused at close: the old content stays, the new one is kept.
+    let mut mount = MountGuard::mount(&server, &[cache_arg.as_str()]);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("big.txt"), vec![b'y'; 4096]).unwrap();
+    let (ok, stderr) = cp(&src.path().join("big.txt"), &mount.path().join("keep.txt"));
+    assert!(!ok && stderr.contains("File too large"), "{stderr}");
+    mount.unmount();
+
+    // A new file under write-back: refused at its upload, visible until the unmount.
+    let mut mount = MountGuard::mount(&server, &[cache_arg.as_str(), "--write-back", "1s"]);
+    std::fs::write(mount.path().join("later.txt"), vec![b'z'; 4096]).unwrap();
+    wait_until("the refused write-back", || {
+        mount.log().contains("write-back of /later.txt")
+    });
+    assert!(mount.path().join("later.txt").exists());
+    mount.unmount();
+    let log = mount.log();
+    assert!(log.contains("not retried"), "{log}");
+
+    let refused = cache.path().join("staging/refused");
+    let kept: Vec<String> = files_under(&refused)
+        .into_iter()
+        .filter(|f| f.ends_with(".data"))
+        .collect();
+    assert_eq!(kept.len(), 2, "{:?}", files_under(cache.path()));
+    let uploads_before = uploads(&server);
+
+    // The next mount does not try again.
+    let mut mount = MountGuard::mount(&server, &[cache_arg.as_str()]);
+    assert_eq!(
+        std::fs::read(mount.path().join("keep.txt")).unwrap(),
+        b"old content\n"
+    );
+    mount.unmount();
+    assert_eq!(uploads(&server), uploads_before);
+    assert!(!mount.log().contains("earlier mount"), "{}", mount.log());
+    assert_eq!(
+        server_names(&server),
+        BTreeSet::from(["keep.txt".to_string()])
     );
 }

@@ -114,6 +114,24 @@ impl FsError {
     }
 }
 
+impl FsError {
+    /// The server (or the mount, by the server's rule) refuses this content for good: its
+    /// type or its size. Trying again cannot help, unlike after a network or server error.
+    pub fn is_permanent_refusal(&self) -> bool {
+        let refused = |e: &ApiError| {
+            matches!(
+                e,
+                ApiError::TypeNotAllowed { .. } | ApiError::TooLarge { .. }
+            )
+        };
+        match self {
+            FsError::ExtensionRefused(_) => true,
+            FsError::Remote(e) | FsError::NotStored { cause: e, .. } => refused(e),
+            _ => false,
+        }
+    }
+}
+
 fn api_errno(e: &ApiError) -> i32 {
     match e {
         ApiError::NotFound { .. } => libc::ENOENT,

@@ -635,9 +635,51 @@ impl CloudifyFs {
                 st.replaces = failure.replaces;
                 st.backup = failure.backup;
                 let _ = self.save_manifest(&mut st);
-                st.error = Some(failure.error.clone());
-                Err(failure.error)
+                let error = if self.drops_when_refused(&st, &failure.error) {
+                    self.drop_refused(ino, &mut st, failure.error)
+                } else {
+                    failure.error
+                };
+                st.error = Some(error.clone());
+                Err(error)
             }
+        }
+    }
+
+    /// Whether a failed store leaves nothing worth keeping: the server refuses the content
+    /// for good, it is a new file (no old content on the server depends on it), and the
+    /// close that tried reports the error (no write-back delay), as a failed `cp` would.
+    fn drops_when_refused(&self, st: &Pending, error: &FsError) -> bool {
+        self.config.write_back.is_zero()
+            && error.is_permanent_refusal()
+            && st.replaces.is_none()
+            && st.backup.is_none()
+            && st.obsolete.is_empty()
+            && !st.unlinked
+    }
+
+    /// Drops a refused new file: its staged copy and its name in the mount (the last
+    /// close then forgets the inode, as after unlink).
+    fn drop_refused(&self, ino: Ino, st: &mut Pending, error: FsError) -> FsError {
+        st.unlinked = true;
+        if let Ok(staging) = self.writes.staging() {
+            staging.remove(&st.staged);
+        }
+        let key = self
+            .inodes
+            .lock()
+            .get(ino)
+            .map(|i| (i.parent, i.name.clone()));
+        if let Some(key) = key {
+            self.writes.overlay.lock().remove(&key);
+            self.writes.invalidate(key.0, &key.1);
+        }
+        match error {
+            FsError::NotStored { cause, .. } => FsError::NotStored {
+                message: "nothing was kept: the file is removed from the mount".to_string(),
+                cause,
+            },
+            other => other,
         }
     }
 
@@ -1165,8 +1207,23 @@ impl CloudifyFs {
             }
             match self.store_ino(ino, false) {
                 Ok(()) => log::info!("{path}: stored at unmount"),
+                Err(e) if e.is_permanent_refusal() => self.set_aside_refused(ino, &path, &e),
                 Err(e) => log::error!("{path}: NOT STORED at unmount: {e}"),
             }
+        }
+    }
+}
+
+impl CloudifyFs {
+    /// At unmount: content the server refuses for good leaves the retry path of later
+    /// mounts (see [`super::staging::Staging::set_aside`]).
+    fn set_aside_refused(&self, ino: Ino, path: &str, error: &FsError) {
+        let (Some(slot), Ok(staging)) = (self.writes.slot(ino), self.writes.staging()) else {
+            return;
+        };
+        let st = slot.state.lock();
+        if !st.unlinked {
+            super::recover::set_aside(staging, &st.staged, path, error);
         }
     }
 }

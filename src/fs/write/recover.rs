@@ -1,13 +1,14 @@
 //! At start: staged files a previous mount did not store (it crashed, or the server
 //! refused) are uploaded, or reported with their paths. None is dropped, except empty files,
-//! which the server cannot store.
+//! which the server cannot store; content the server refuses for good is moved to
+//! `staging/refused/` and reported once.
 
 use std::collections::HashMap;
 
 use super::staging::{Manifest, Staged, Staging};
 use super::store::{self, Job};
 use crate::api::Id;
-use crate::fs::CloudifyFs;
+use crate::fs::{CloudifyFs, FsError};
 
 /// Stores `leftovers` (from [`Staging::leftovers`], listed before the mount staged anything).
 pub fn recover(fs: &CloudifyFs, leftovers: Vec<(Staged, Manifest)>) {
@@ -98,6 +99,10 @@ fn recover_one(
             m.set_replaces(f.replaces.as_ref());
             m.backup = f.backup.as_ref().map(|b| b.id.clone());
             let _ = staging.write_manifest(&staged, &m);
+            if f.error.is_permanent_refusal() {
+                set_aside(staging, &staged, &m.path, &f.error);
+                return;
+            }
             log::warn!(
                 "{}: staged by an earlier mount and still not stored ({}); the content is at {}",
                 m.path,
@@ -105,6 +110,21 @@ fn recover_one(
                 staged.data.display()
             );
         }
+    }
+}
+
+/// Moves content the server refuses for good out of the retry path, and says where it is.
+pub fn set_aside(staging: &Staging, staged: &Staged, path: &str, error: &FsError) {
+    match staging.set_aside(staged) {
+        Ok(kept) => log::warn!(
+            "{path}: refused by the server for good ({error}); not retried, the content is \
+             kept at {}",
+            kept.display()
+        ),
+        Err(e) => log::warn!(
+            "{path}: refused by the server for good ({error}); the content stays at {} ({e})",
+            staged.data.display()
+        ),
     }
 }
 

@@ -5,7 +5,9 @@
 //! parent folder's id, the file name, the remote file they replace). The manifest exists
 //! while the content is not stored, so the staged files of a mount that crashed are found at
 //! the next start ([`Staging::leftovers`]) and uploaded, or reported with their paths.
-//! Manifests are replaced atomically (written aside, then renamed).
+//! Manifests are replaced atomically (written aside, then renamed). Content the server
+//! refuses for good (its type or size) is moved with its manifest to `staging/refused/`
+//! ([`Staging::set_aside`]), reported once, and never retried.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -18,6 +20,9 @@ use serde_json::{Value, json};
 
 use crate::api::{File, Id, Remote};
 use crate::fs::error::FsError;
+
+/// The folder of `staging/` that holds content the server refuses for good.
+pub const REFUSED_DIR: &str = "refused";
 
 /// Where staged bytes belong.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -192,6 +197,28 @@ impl Staging {
     pub fn remove(&self, staged: &Staged) {
         remove_quietly(&self.manifest_path(&staged.id));
         remove_quietly(&staged.data);
+    }
+
+    /// Moves a staged file the server refuses for good (type, size), with its manifest,
+    /// to `refused/` inside the staging folder, where no later mount retries it;
+    /// returns where its bytes are now.
+    pub fn set_aside(&self, staged: &Staged) -> Result<PathBuf, FsError> {
+        let dir = self.dir.join(REFUSED_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err(format!("creating {}", dir.display())))?;
+        let data = dir.join(format!("{}.data", staged.id));
+        let manifest = dir.join(format!("{}.json", staged.id));
+        fs::rename(self.manifest_path(&staged.id), &manifest)
+            .map_err(io_err(format!("moving a manifest to {}", dir.display())))?;
+        fs::rename(&staged.data, &data).map_err(io_err(format!(
+            "moving {} to {}",
+            staged.data.display(),
+            dir.display()
+        )))?;
+        Ok(data)
     }
 
     /// Staged files with a manifest: content a previous mount did not store. Data files
