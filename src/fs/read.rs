@@ -134,12 +134,58 @@ impl FileReader {
         if want == 0 {
             return Ok(Vec::new());
         }
-        let in_reach = offset >= self.buf_start && offset <= self.reach();
-        if !in_reach {
+        let low = match &self.prefetch {
+            Some(p) => p.kept_start().min(self.buf_start),
+            None => self.buf_start,
+        };
+        if offset < low || offset > self.reach() {
             self.restart(offset);
         }
+        if offset < self.buf_end() {
+            let n = want.min(self.buf_end() - offset);
+            return Ok(self.copy_out(offset, n));
+        }
+        if let Some(bytes) = self.read_prefetched(offset, want) {
+            return Ok(bytes);
+        }
         self.fill_to(offset + want)?;
+        if self.buf_end() < offset + want
+            && let Some(bytes) = self.read_prefetched(offset, want)
+        {
+            // The fill handed over to read-ahead.
+            return Ok(bytes);
+        }
         Ok(self.copy_out(offset, want))
+    }
+
+    /// Bytes at `offset` from the read-ahead, if it runs and covers them. A failed
+    /// read-ahead hands over to a single stream at `offset` (a server that ignores Range
+    /// gets no read-ahead again); that stream then has its own resumes before a read fails.
+    fn read_prefetched(&mut self, offset: u64, want: u64) -> Option<Vec<u8>> {
+        let prefetch = self.prefetch.as_mut()?;
+        match prefetch.read_at(offset, want) {
+            Ok(bytes) if !bytes.is_empty() => return Some(bytes),
+            Ok(_) => {}
+            Err(Failure::RangeIgnored) => {
+                log::debug!("file {}: range ignored, no read-ahead", self.file.id);
+                self.ranges_ignored = true;
+            }
+            Err(Failure::Failed { offset, message }) => {
+                log::debug!(
+                    "file {}: read-ahead of {offset} failed ({message}), streaming instead",
+                    self.file.id
+                );
+            }
+        }
+        self.drop_prefetch();
+        self.buf.clear();
+        self.buf_start = offset;
+        self.window = INITIAL_WINDOW;
+        None
+    }
+
+    fn drop_prefetch(&mut self) {
+        self.requests += self.prefetch.take().map_or(0, |p| p.requests());
     }
 
     /// How far ahead of the buffer a read is served by reading forward rather than by a new
@@ -149,10 +195,13 @@ impl FileReader {
     /// never fetches much more than itself.
     fn reach(&self) -> u64 {
         let end = self.buf_end();
-        let ahead = match (&self.prefetch, &self.stream) {
-            (Some(_), _) | (None, Some(Stream { end: None, .. })) => SKIP_MAX,
-            (None, Some(Stream { end: Some(e), .. })) => e.saturating_sub(end) + self.window,
-            (None, None) => self.window,
+        if let Some(p) = &self.prefetch {
+            return p.pos().max(end) + SKIP_MAX;
+        }
+        let ahead = match &self.stream {
+            Some(Stream { end: None, .. }) => SKIP_MAX,
+            Some(Stream { end: Some(e), .. }) => e.saturating_sub(end) + self.window,
+            None => self.window,
         };
         end + ahead.min(SKIP_MAX)
     }
@@ -164,7 +213,7 @@ impl FileReader {
             log::debug!("file {}: seek to {offset}, new window", self.file.id);
         }
         self.stream = None;
-        self.prefetch = None;
+        self.drop_prefetch();
         self.buf.clear();
         self.buf_start = offset;
         self.window = if self.requests() == 0 {
@@ -178,16 +227,12 @@ impl FileReader {
     fn fill_to(&mut self, target: u64) -> Result<(), FsError> {
         let mut resumes = 0;
         while self.buf_end() < target {
-            if self.prefetch.is_some() {
-                self.pull_prefetched()?;
-                continue;
-            }
             if self.stream.as_ref().is_none_or(|s| s.end == Some(s.pos)) {
                 self.finish_stream();
                 let next = target - self.buf_end();
                 self.open(next)?;
                 if self.prefetch.is_some() {
-                    continue;
+                    return Ok(());
                 }
             }
             match self.pull() {
@@ -234,32 +279,6 @@ impl FileReader {
         {
             let _ = stream.body.read(&mut [0u8; 1]);
         }
-    }
-
-    /// Moves the next prefetched bytes into the buffer. A failed prefetch hands over to the
-    /// single stream (a server that ignores Range gets no prefetch again).
-    fn pull_prefetched(&mut self) -> Result<(), FsError> {
-        self.make_room(CHUNK);
-        let Some(prefetch) = self.prefetch.as_mut() else {
-            return Ok(());
-        };
-        match prefetch.take(CHUNK, &mut self.buf) {
-            Ok(n) if n > 0 => return Ok(()),
-            Ok(_) => {}
-            Err(Failure::RangeIgnored) => {
-                log::debug!("file {}: range ignored, no read-ahead", self.file.id);
-                self.ranges_ignored = true;
-            }
-            Err(Failure::Failed { offset, message }) => {
-                log::debug!(
-                    "file {}: read-ahead of {offset} failed ({message}), streaming instead",
-                    self.file.id
-                );
-            }
-        }
-        self.requests += self.prefetch.take().map_or(0, |p| p.requests());
-        self.window = INITIAL_WINDOW;
-        Ok(())
     }
 
     /// Whether the next request should be a prefetcher: a sequential reader, on a server
@@ -347,10 +366,6 @@ impl FileReader {
 
     /// Drops the oldest bytes so that `n` more fit in [`BUFFER_MAX`]; made before appending,
     /// so the buffer never grows past its first allocation.
-    fn make_room(&mut self, n: usize) {
-        Self::make_room_in(&mut self.buf, &mut self.buf_start, n);
-    }
-
     fn make_room_in(buf: &mut VecDeque<u8>, buf_start: &mut u64, n: usize) {
         if buf.capacity() == 0 {
             buf.reserve_exact(BUFFER_MAX);

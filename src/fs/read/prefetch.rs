@@ -6,8 +6,9 @@
 //! [`DEPTH`] chunks of [`CHUNK_SIZE`] at once, each with its own ranged GET on its own
 //! background thread, and hands their bytes out in file order. A chunk's thread starts as
 //! soon as the chunk before the window is consumed, so a fixed number of GETs is in flight
-//! while the reader copies bytes to the kernel. Memory is bounded by `DEPTH * CHUNK_SIZE`,
-//! whatever the file's size.
+//! while the reader copies bytes to the kernel. Reads are served straight from the chunks;
+//! the chunk before the reader's is kept for the kernel's slightly out-of-order reads, so
+//! memory is bounded by `(DEPTH + 1) * CHUNK_SIZE`, whatever the file's size.
 //!
 //! Each chunk's thread resumes a broken or short body from the byte where it broke, up to
 //! [`RESUMES`](super::RESUMES) times; a chunk that still fails is reported to the reader
@@ -68,8 +69,8 @@ pub struct Prefetcher {
     chunks: VecDeque<Arc<Chunk>>,
     /// Start of the next chunk to schedule.
     next: u64,
-    /// Bytes of the front chunk already handed out.
-    taken: usize,
+    /// End of the last read served.
+    pos: u64,
     /// Buffers of consumed chunks, for the next ones: allocated by the reader's thread and
     /// reused, so memory stays at `DEPTH` buffers (the allocator keeps per-thread arenas,
     /// and buffers allocated by short-lived threads would be kept in theirs).
@@ -89,7 +90,7 @@ impl Prefetcher {
             size,
             chunks: VecDeque::new(),
             next: offset,
-            taken: 0,
+            pos: offset,
             spare: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),
             requests: Arc::new(AtomicU64::new(0)),
@@ -105,7 +106,14 @@ impl Prefetcher {
 
     /// Schedules chunks until `DEPTH` are fetched or waiting, or the file is covered.
     fn top_up(&mut self) {
-        while self.chunks.len() < DEPTH && self.next < self.size {
+        self.top_up_ahead(self.chunks.len());
+    }
+
+    /// Schedules chunks until `DEPTH` are at or ahead of the reader, of which `ahead` are
+    /// scheduled already.
+    fn top_up_ahead(&mut self, mut ahead: usize) {
+        while ahead < DEPTH && self.next < self.size {
+            ahead += 1;
             let end = (self.next + CHUNK_SIZE).min(self.size);
             let chunk = Arc::new(Chunk {
                 start: self.next,
@@ -113,9 +121,10 @@ impl Prefetcher {
                 state: Mutex::new(State::Loading),
                 ready: Condvar::new(),
             });
+            // Sized here, so that the zeroing of a new buffer happens once and a reused
+            // one is written over as it is.
             let mut buf = self.spare.pop().unwrap_or_default();
-            buf.clear();
-            buf.reserve_exact((end - chunk.start) as usize);
+            buf.resize((end - chunk.start) as usize, 0);
             self.spawn(chunk.clone(), buf);
             self.chunks.push_back(chunk);
             self.next = end;
@@ -142,42 +151,57 @@ impl Prefetcher {
         }
     }
 
-    /// Moves up to `max` of the next bytes to the end of `out`, waiting for their chunk.
-    /// Ok(0) at the end of the file.
-    pub fn take(&mut self, max: usize, out: &mut VecDeque<u8>) -> Result<usize, Failure> {
-        let Some(chunk) = self.chunks.front().cloned() else {
-            return Ok(0);
+    /// Where the bytes this prefetcher still holds start: one chunk is kept behind the
+    /// reader for the kernel's slightly out-of-order reads.
+    pub fn kept_start(&self) -> u64 {
+        self.chunks.front().map_or(self.next, |c| c.start)
+    }
+
+    /// End of the last read served: reads up to a few MiB past it are served by waiting.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// Up to `len` bytes at `offset` (at least [`kept_start`](Self::kept_start)), waiting
+    /// for their chunk; empty when the chunks do not cover `offset`.
+    pub fn read_at(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, Failure> {
+        // Recycle the chunks more than one behind the one holding `offset`.
+        while self.chunks.len() > 1 && self.chunks[1].end <= offset {
+            let old = self.chunks.pop_front();
+            if let Some(State::Done(data)) =
+                old.map(|c| std::mem::replace(&mut *c.state.lock(), State::Loading))
+            {
+                self.spare.push(data);
+            }
+        }
+        let ahead = self.chunks.iter().filter(|c| c.end > offset).count();
+        self.top_up_ahead(ahead);
+        let Some(chunk) = self
+            .chunks
+            .iter()
+            .find(|c| c.start <= offset && offset < c.end)
+        else {
+            return Ok(Vec::new());
         };
+        let chunk = chunk.clone();
         let mut state = chunk.state.lock();
         chunk
             .ready
             .wait_while(&mut state, |s| matches!(s, State::Loading));
-        let n = match &*state {
-            State::Loading => 0,
+        match &*state {
+            State::Loading => Ok(Vec::new()),
             State::Done(data) => {
-                let n = max.min(data.len() - self.taken);
-                out.extend(&data[self.taken..self.taken + n]);
-                n
+                let from = (offset - chunk.start) as usize;
+                let to = (from as u64 + len).min(chunk.end - chunk.start) as usize;
+                self.pos = self.pos.max(chunk.start + to as u64);
+                Ok(data[from..to].to_vec())
             }
-            State::RangeIgnored => return Err(Failure::RangeIgnored),
-            State::Failed(message) => {
-                return Err(Failure::Failed {
-                    offset: chunk.start,
-                    message: message.clone(),
-                });
-            }
-        };
-        self.taken += n;
-        if self.taken as u64 == chunk.end - chunk.start {
-            if let State::Done(data) = std::mem::replace(&mut *state, State::Loading) {
-                self.spare.push(data);
-            }
-            drop(state);
-            self.chunks.pop_front();
-            self.taken = 0;
-            self.top_up();
+            State::RangeIgnored => Err(Failure::RangeIgnored),
+            State::Failed(message) => Err(Failure::Failed {
+                offset: chunk.start,
+                message: message.clone(),
+            }),
         }
-        Ok(n)
     }
 }
 
@@ -192,7 +216,8 @@ fn finish(chunk: &Chunk, state: State) {
     chunk.ready.notify_all();
 }
 
-/// Fetches one chunk, resuming a broken body from where it broke.
+/// Fetches one chunk into `data` (sized to the chunk), resuming a broken body from where
+/// it broke.
 fn fetch(
     remote: &dyn Remote,
     file: &File,
@@ -202,8 +227,9 @@ fn fetch(
     requests: &AtomicU64,
 ) -> State {
     let mut resumes = 0;
+    let mut filled = 0;
     loop {
-        let at = chunk.start + data.len() as u64;
+        let at = chunk.start + filled as u64;
         if at == chunk.end {
             return State::Done(data);
         }
@@ -215,28 +241,42 @@ fn fetch(
             // The client has retried already: a failed request is final.
             Err(e) => return State::Failed(e.to_string()),
             Ok(d) if d.start != at => return State::RangeIgnored,
-            Ok(d) => {
-                let want = (chunk.end - at) as usize;
-                let before = data.len();
-                match d.body.take(want as u64).read_to_end(&mut data) {
-                    Ok(_) if data.len() - before == want => continue,
-                    Ok(_) => "body ended early".to_string(),
-                    Err(e) => e.to_string(),
+            Ok(mut d) => match read_full(&mut d.body, &mut data[filled..], &mut filled) {
+                Ok(()) => {
+                    // The body's end, so its connection is reused.
+                    let _ = d.body.read(&mut [0u8; 1]);
+                    continue;
                 }
-            }
+                Err(cause) => cause,
+            },
         };
+        let at = chunk.start + filled as u64;
         if resumes >= RESUMES {
-            return State::Failed(format!(
-                "at byte {}: {cause}",
-                chunk.start + data.len() as u64
-            ));
+            return State::Failed(format!("at byte {at}: {cause}"));
         }
         resumes += 1;
         log::debug!(
-            "file {}: chunk at {} broke at {} ({cause}), resuming",
+            "file {}: chunk at {} broke at {at} ({cause}), resuming",
             file.id,
-            chunk.start,
-            chunk.start + data.len() as u64
+            chunk.start
         );
     }
+}
+
+/// Fills `buf` from `body`, counting the bytes in `filled`; the error says why it stopped
+/// short.
+fn read_full(body: &mut dyn Read, buf: &mut [u8], filled: &mut usize) -> Result<(), String> {
+    let mut at = 0;
+    while at < buf.len() {
+        match body.read(&mut buf[at..]) {
+            Ok(0) => return Err("body ended early".to_string()),
+            Ok(n) => {
+                at += n;
+                *filled += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
 }
