@@ -1,7 +1,7 @@
 //! Changes to existing files through real mounts of `cloudify-fs` against `cloudify-server`:
 //! appends and in-place edits come back intact through a fresh mount, renames upload once
 //! and move what the server has, `rm` follows `--delete-mode` (a trashed name stays
-//! reserved), and a file truncated to nothing shows what the server still has.
+//! reserved), and a file emptied stays empty in the mount until it gets new content.
 
 mod common;
 
@@ -272,16 +272,16 @@ fn rm_in_permanent_mode_frees_the_name() {
     );
 }
 
-/// The server cannot store an empty file: truncating a stored file to 0 bytes keeps the old
-/// content there (with a warning), and once the file is closed the mount shows that content
-/// again rather than an emptiness nothing stores.
+/// The server cannot store an empty file: a stored file truncated to 0 bytes keeps its old
+/// content there (with a warning) but stays empty in the mount, so `truncate -s 0 f` then
+/// `printf x >> f` stores exactly "x" under the same name.
 #[test]
-fn truncating_a_stored_file_to_nothing_shows_what_the_server_keeps() {
+fn truncate_to_nothing_then_append_stores_only_the_appended_bytes() {
     let server = server("2026");
-    server.client().put_file(None, "keep.txt", b"still here\n");
-    let mount = MountGuard::mount(&server, &[]);
+    server.client().put_file(None, "keep.txt", b"old content\n");
+    let mut mount = MountGuard::mount(&server, &[]);
     let path = mount.path().join("keep.txt");
-    assert_eq!(std::fs::read(&path).unwrap(), b"still here\n");
+    assert_eq!(std::fs::read(&path).unwrap(), b"old content\n");
 
     let status = Command::new("truncate")
         .args(["-s", "0"])
@@ -290,26 +290,71 @@ fn truncating_a_stored_file_to_nothing_shows_what_the_server_keeps() {
         .unwrap();
     assert!(status.success(), "truncate; log:\n{}", mount.log());
     assert!(mount.log().contains("0 bytes"), "{}", mount.log());
-    assert_eq!(server_bytes(&server, "keep").unwrap(), b"still here\n");
-    wait_until("the mount to show the stored content again", || {
-        std::fs::read(&path).is_ok_and(|b| b == b"still here\n")
-    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"", "empty in the mount");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    assert_eq!(server_bytes(&server, "keep").unwrap(), b"old content\n");
 
-    // The same through an O_TRUNC open closed without writing (`: > file`).
-    std::fs::File::create(&path).unwrap();
-    assert_eq!(server_bytes(&server, "keep").unwrap(), b"still here\n");
-    wait_until("the mount to show the stored content again", || {
-        std::fs::read(&path).is_ok_and(|b| b == b"still here\n")
-    });
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("printf x >> \"$1\"")
+        .arg("sh")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "append; log:\n{}", mount.log());
+    assert_eq!(std::fs::read(&path).unwrap(), b"x");
+    assert_eq!(server_bytes(&server, "keep").unwrap(), b"x");
+    assert!(mount.unmount().success(), "log:\n{}", mount.log());
 
-    // An empty file renamed over it: the server keeps the old content, the mount shows it.
-    let empty = mount.path().join("empty.txt");
-    std::fs::File::create(&empty).unwrap();
-    std::fs::rename(&empty, &path).unwrap();
-    assert!(!empty.exists());
-    wait_until("the mount to show the stored content again", || {
-        std::fs::read(&path).is_ok_and(|b| b == b"still here\n")
-    });
+    let fresh = MountGuard::mount(&server, &[]);
+    assert_eq!(std::fs::read(fresh.path().join("keep.txt")).unwrap(), b"x");
     assert_eq!(root_names(&server), BTreeSet::from(["keep".into()]));
-    assert_eq!(server_bytes(&server, "keep").unwrap(), b"still here\n");
+}
+
+/// A stored file emptied (by truncation, an O_TRUNC open closed without writing, or an empty
+/// file renamed over it) and never given content shows empty for the life of the mount; the
+/// server keeps the old content, which the next mount shows.
+#[test]
+fn a_file_emptied_until_unmount_keeps_its_old_content_on_the_server() {
+    let server = server("2026");
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        server.client().put_file(None, name, b"still here\n");
+    }
+    let mut mount = MountGuard::mount(&server, &[]);
+    let m = mount.path().to_path_buf();
+    server.reset_stats();
+
+    let status = Command::new("truncate")
+        .args(["-s", "0"])
+        .arg(m.join("a.txt"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "truncate; log:\n{}", mount.log());
+    std::fs::File::create(m.join("b.txt")).unwrap();
+    std::fs::File::create(m.join("empty.txt")).unwrap();
+    std::fs::rename(m.join("empty.txt"), m.join("c.txt")).unwrap();
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        assert_eq!(std::fs::read(m.join(name)).unwrap(), b"", "{name}");
+        assert_eq!(server_bytes(&server, &name[..1]).unwrap(), b"still here\n");
+    }
+    assert!(!m.join("empty.txt").exists());
+    assert_eq!(uploads(&server), 0);
+
+    assert!(mount.unmount().success(), "log:\n{}", mount.log());
+    assert!(
+        mount.log().contains("never given new content"),
+        "{}",
+        mount.log()
+    );
+    let fresh = MountGuard::mount(&server, &[]);
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        assert_eq!(
+            std::fs::read(fresh.path().join(name)).unwrap(),
+            b"still here\n"
+        );
+    }
+    assert_eq!(
+        root_names(&server),
+        BTreeSet::from(["a".into(), "b".into(), "c".into()])
+    );
 }

@@ -306,8 +306,6 @@ fn sed_i_on_a_default_mount_fails_without_leaving_its_temporary_file() {
 }
 
 #[test]
-#[ignore = "truncate -s 0 then >> appends to the OLD content: a stored file emptied and \
-            closed shows the server's content again (the server cannot store empty files)"]
 fn truncate_to_empty_then_append_holds_only_the_appended_line() {
     let server = TestServer::default_server();
     server.client().put_file(None, "b.txt", &text(2, 8_000));
@@ -321,6 +319,8 @@ fn truncate_to_empty_then_append_holds_only_the_appended_line() {
         )),
     );
     assert_eq!(std::fs::read(&b).unwrap(), b"appended line\n");
+    assert_eq!(stored(&server, "b.txt"), b"appended line\n");
+    assert_eq!(live_files(&server), ["b.txt"]);
 }
 
 #[test]

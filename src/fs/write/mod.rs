@@ -65,6 +65,9 @@ pub struct Pending {
     pub unlinked: bool,
     /// The failure of the last write-back store, reported by `fsync` and at unmount.
     pub error: Option<FsError>,
+    /// Why this content is not stored yet (empty, or a new name without an extension) was
+    /// logged already.
+    pub noted: bool,
 }
 
 /// One pending inode: its state and the condition writers wait on while it uploads.

@@ -251,6 +251,7 @@ impl CloudifyFs {
             busy: false,
             unlinked: false,
             error: None,
+            noted: false,
         }
     }
 
@@ -506,29 +507,16 @@ impl CloudifyFs {
     }
 
     /// Once a pending inode has no handle and nothing to store, it becomes the remote file
-    /// it was stored as (or disappears, when unlinked). A stored file emptied and closed
-    /// becomes the remote file again: the server cannot store an empty file and keeps the
-    /// old content, so that is what the mount shows.
+    /// it was stored as (or disappears, when unlinked). Content not stored yet keeps the
+    /// inode pending: a stored file emptied and closed stays empty in the mount (the server,
+    /// which cannot store an empty file, keeps the old content until the file gets new
+    /// content, or for good when the mount ends first).
     fn settle(&self, ino: Ino) {
         let Some(slot) = self.writes.slot(ino) else {
             return;
         };
-        let mut st = slot.state.lock();
-        if st.handles > 0 || st.busy {
-            return;
-        }
-        let emptied = st.dirty && !st.unlinked && st.size == 0 && st.obsolete.is_empty();
-        let reverted = emptied && st.replaces.is_some();
-        if reverted {
-            log::warn!(
-                "{}: the server keeps its old content (it cannot store an empty file); the \
-                 mount shows that content again",
-                st.manifest.path
-            );
-            st.dirty = false;
-            st.stored = st.replaces.take();
-        }
-        if st.dirty && !st.unlinked {
+        let st = slot.state.lock();
+        if st.handles > 0 || st.busy || (st.dirty && !st.unlinked) {
             return;
         }
         if let Ok(staging) = self.writes.staging() {
@@ -543,20 +531,17 @@ impl CloudifyFs {
         // without content (which answered ENOENT).
         let stored = if st.unlinked { None } else { st.stored.clone() };
         if let Some(file) = stored {
-            self.become_stored(ino, &st, file, reverted);
+            self.become_stored(ino, &st, file);
         }
         self.writes.pending.lock().remove(&ino);
     }
 
     /// The inode of a settled slot takes the server's key and node.
-    fn become_stored(&self, ino: Ino, st: &Pending, file: File, reverted: bool) {
+    fn become_stored(&self, ino: Ino, st: &Pending, file: File) {
         let same_ext = file.extension() == extension_of_name(&st.manifest.name);
-        let exact = (same_ext && !reverted).then_some(st.size);
+        let exact = same_ext.then_some(st.size);
         let mut inodes = self.inodes.lock();
         let key = inodes.get(ino).map(|i| (i.parent, i.name.clone()));
-        if reverted {
-            inodes.content_changed(ino);
-        }
         inodes.rekey(ino, Key::File(file.id.clone()));
         if let Some(inode) = inodes.get_mut(ino) {
             inode.node = Node::File(RemoteFile {
@@ -567,9 +552,6 @@ impl CloudifyFs {
         drop(inodes);
         if let Some(key) = key {
             self.writes.overlay.lock().remove(&key);
-            if reverted {
-                self.writes.invalidate(key.0, &key.1);
-            }
         }
     }
 
@@ -586,7 +568,7 @@ impl CloudifyFs {
                 return Ok(());
             }
             if st.size == 0 {
-                keep_empty(&st);
+                keep_empty(&mut st);
                 return Ok(());
             }
             if let Err(e) = self.check_upload_name(&st.manifest.name) {
@@ -615,6 +597,7 @@ impl CloudifyFs {
                 st.dirty = false;
                 st.replaces = None;
                 st.error = None;
+                st.noted = false;
                 staging.forget_manifest(&st.staged);
                 let obsolete = std::mem::take(&mut st.obsolete);
                 self.adopt_name(ino, &mut st, &file);
@@ -1194,15 +1177,7 @@ impl CloudifyFs {
                 continue;
             }
             if size == 0 {
-                log::warn!(
-                    "{path}: empty file not stored (the server refuses empty files); it ends with the mount"
-                );
-                let st = slot.state.lock();
-                if st.replaces.is_none()
-                    && let Ok(s) = self.writes.staging()
-                {
-                    s.remove(&st.staged);
-                }
+                self.drop_empty_at_unmount(&slot, &path);
                 continue;
             }
             match self.store_ino(ino, false) {
@@ -1215,6 +1190,29 @@ impl CloudifyFs {
 }
 
 impl CloudifyFs {
+    /// At unmount: an empty file ends with the mount; a stored file emptied and never given
+    /// new content leaves its old content on the server.
+    fn drop_empty_at_unmount(&self, slot: &Slot, path: &str) {
+        let st = slot.state.lock();
+        match &st.replaces {
+            None => log::warn!(
+                "{path}: empty file not stored (the server refuses empty files); it ends with \
+                 the mount"
+            ),
+            Some(old) => log::warn!(
+                "{path}: emptied and never given new content; the server keeps its old \
+                 content as {} (it cannot store an empty file)",
+                upload_name(old)
+            ),
+        }
+        if let Ok(s) = self.writes.staging() {
+            s.remove(&st.staged);
+            if let Some(b) = &st.backup {
+                s.remove(b);
+            }
+        }
+    }
+
     /// At unmount: content the server refuses for good leaves the retry path of later
     /// mounts (see [`super::staging::Staging::set_aside`]).
     fn set_aside_refused(&self, ino: Ino, path: &str, error: &FsError) {
@@ -1228,7 +1226,11 @@ impl CloudifyFs {
     }
 }
 
-fn keep_empty(st: &Pending) {
+/// Says once per content why an empty file is not stored.
+fn keep_empty(st: &mut Pending) {
+    if std::mem::replace(&mut st.noted, true) {
+        return;
+    }
     if st.replaces.is_none() {
         log::info!(
             "{}: empty, kept local (the server refuses empty files); it stays visible until \
@@ -1237,8 +1239,9 @@ fn keep_empty(st: &Pending) {
         );
     } else {
         log::warn!(
-            "{}: truncated to 0 bytes, which the server cannot store; the server keeps the \
-             old content, and the mount shows it again once the file is closed empty",
+            "{}: emptied to 0 bytes, which the server cannot store; the mount shows it empty \
+             while the server keeps the old content until the file gets new content (if the \
+             mount ends first, the old content stays)",
             st.manifest.path
         );
     }

@@ -160,6 +160,53 @@ fn append_to_an_existing_file_downloads_it_first() {
 }
 
 #[test]
+fn a_stored_file_emptied_stays_empty_until_it_gets_content() {
+    let f = fixture();
+    f.remote
+        .add_file(&Id::root(), "b", "txt", b"old content".to_vec());
+    let ino = f.fs.lookup(ROOT_INO, n("b.txt")).unwrap().attr.ino;
+    let empty = crate::fs::write::ops::SetAttr {
+        size: Some(0),
+        ..Default::default()
+    };
+    f.fs.setattr(ino, empty).unwrap();
+    assert_eq!(f.fs.lookup(ROOT_INO, n("b.txt")).unwrap().attr.size, 0);
+    assert_eq!(read_all(&f.fs, ino), b"", "empty in the mount after close");
+    assert_eq!(f.remote.files_in(&Id::root())[0].2, b"old content");
+    assert_eq!(f.remote.uploads(), 0);
+
+    // `>>`: the append lands on the empty file and replaces the old content by name.
+    let o = f.fs.open(ino, libc::O_WRONLY | libc::O_APPEND).unwrap();
+    f.fs.write(o.fh, 0, b"x").unwrap();
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (files[0].0.as_str(), files[0].2.as_slice()),
+        ("b", &b"x"[..])
+    );
+    assert_eq!(read_all(&f.fs, ino), b"x");
+}
+
+#[test]
+fn a_stored_file_emptied_until_unmount_keeps_its_old_content() {
+    let f = fixture();
+    f.remote
+        .add_file(&Id::root(), "b", "txt", b"old content".to_vec());
+    let ino = f.fs.lookup(ROOT_INO, n("b.txt")).unwrap().attr.ino;
+    let o = f.fs.open(ino, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(read_all(&f.fs, ino), b"");
+    f.fs.destroy();
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].2, b"old content");
+    assert_eq!(f.remote.uploads(), 0);
+}
+
+#[test]
 fn with_write_back_a_rename_within_the_delay_costs_one_upload() {
     let f = fixture_with(Arc::new(MemRemote::new()), |c| {
         c.write_back = Duration::from_millis(300)
