@@ -4,10 +4,12 @@
 //! the original; truncate and rewrite in place).
 //!
 //! GLib writes a replaced file as `.goutputstream-XXXXXX`, fsyncs it and renames it over the
-//! original; sed -i does the same with `sedXXXXXX`. Cloudify refuses those names (no allowed
-//! extension), so on a default mount (upload at close) such a save fails with EPERM and leaves
-//! the original as it was; with `--write-back` the temporary file is renamed before its upload
-//! is due and the save costs one upload under the final name.
+//! original. Cloudify refuses that name, so on a default mount (upload at close, and at fsync)
+//! such a save fails with EPERM and leaves the original as it was; with `--write-back` the
+//! temporary file is renamed before its upload is due and the save costs one upload under the
+//! final name. sed -i and Python's `tempfile` write `sedXXXXXX` or `tmpXXXXXXXX` without
+//! fsync: a new name without an extension is not stored at close, so the rename that follows
+//! stores the content once under the final name on a default mount too.
 
 mod common;
 mod tools_common;
@@ -284,25 +286,81 @@ fn gio_save_fails_cleanly_on_a_default_mount() {
 }
 
 #[test]
-#[ignore = "sed -i on a default mount: the temporary file sedXXXXXX has no extension, the \
-            server stores it as sedXXXXXX.txt at close, the rename then fails with ENOENT and \
-            sedXXXXXX.txt stays on the server"]
-fn sed_i_on_a_default_mount_fails_without_leaving_its_temporary_file() {
+fn sed_i_on_a_default_mount_stores_once_under_the_final_name() {
     let server = TestServer::default_server();
     server
         .client()
         .put_file(None, "notes.txt", b"alpha beta\ngamma\n");
-    let mount = MountGuard::mount(&server, &[]);
+    let mut mount = MountGuard::mount(&server, &[]);
     let notes = mount.path().join("notes.txt");
-    let out = output(
+    server.reset_stats();
+
+    run_ok(
+        &mount,
         Command::new("sed")
             .args(["-i", "s/alpha/omega/"])
             .arg(&notes),
     );
-    assert!(!out.status.success(), "sed -i fails");
-    assert_eq!(std::fs::read(&notes).unwrap(), b"alpha beta\ngamma\n");
-    assert_eq!(junk(&server), Vec::<String>::new());
+    assert_eq!(std::fs::read(&notes).unwrap(), b"omega beta\ngamma\n");
+    assert_eq!(uploads(&server), 1, "one upload: {}", server.stats());
     assert_eq!(live_files(&server), ["notes.txt"]);
+    assert_eq!(junk(&server), Vec::<String>::new());
+    assert!(mount.unmount().success(), "log:\n{}", mount.log());
+    assert_eq!(stored(&server, "notes.txt"), b"omega beta\ngamma\n");
+    assert_eq!(live_files(&server), ["notes.txt"]);
+}
+
+#[test]
+fn python_tempfile_then_os_replace_saves_on_a_default_mount() {
+    let server = TestServer::default_server();
+    server.client().put_file(None, "data.csv", b"a,b\n1,2\n");
+    let mut mount = MountGuard::mount(&server, &[]);
+    let m = mount.path().to_path_buf();
+    server.reset_stats();
+
+    // The usual atomic save of Python programs: NamedTemporaryFile beside the target
+    // (tmpXXXXXXXX, no extension), close, os.replace.
+    let script = "import os, sys, tempfile\n\
+                  d = sys.argv[1]\n\
+                  with tempfile.NamedTemporaryFile(dir=d, delete=False) as f:\n\
+                  \x20   f.write(b'a,b\\n3,4\\n')\n\
+                  os.replace(f.name, os.path.join(d, 'data.csv'))\n";
+    run_ok(
+        &mount,
+        Command::new("python3").arg("-c").arg(script).arg(&m),
+    );
+    assert_eq!(std::fs::read(m.join("data.csv")).unwrap(), b"a,b\n3,4\n");
+    let names: Vec<String> = std::fs::read_dir(&m)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["data.csv"], "no temporary file left");
+    assert_eq!(uploads(&server), 1, "one upload: {}", server.stats());
+    assert_eq!(all_names(&server), ["data.csv"], "no junk on the server");
+    assert!(mount.unmount().success(), "log:\n{}", mount.log());
+    assert_eq!(stored(&server, "data.csv"), b"a,b\n3,4\n");
+}
+
+/// A new file without an extension that is never renamed is stored at unmount under the
+/// name the server gives it by its content.
+#[test]
+fn a_new_name_without_an_extension_is_stored_at_unmount() {
+    let server = TestServer::default_server();
+    let mut mount = MountGuard::mount(&server, &[]);
+    std::fs::write(mount.path().join("README"), b"plain text\n").unwrap();
+    assert_eq!(uploads(&server), 0, "not stored at close");
+    assert_eq!(
+        std::fs::read(mount.path().join("README")).unwrap(),
+        b"plain text\n"
+    );
+    assert!(mount.unmount().success(), "log:\n{}", mount.log());
+    assert!(
+        mount.log().contains("stored as README.txt"),
+        "{}",
+        mount.log()
+    );
+    assert_eq!(live_files(&server), ["README.txt"]);
+    assert_eq!(stored(&server, "README.txt"), b"plain text\n");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //!
 //! - Content being written lives in the staging store ([`staging`]); the server gets it by
 //!   [`store::store`], at close (`flush`), at `fsync`, or with `--write-back DUR` from the
-//!   write-back thread ([`queue`]) DUR after the last close.
+//!   write-back thread ([`queue`]) DUR after the last close. A new file whose name has no
+//!   extension is not stored at close but at its rename, `fsync` or unmount
+//!   ([`ops::StoreAt`]).
 //! - An inode whose content is local is *pending*: it has a [`Slot`] in `pending`, its key in
 //!   the inode table is `Key::Local`, its node is `Node::Local` (size and mtime of the staged
 //!   bytes), and its name is in `overlay`, which lookups and listings consult before the

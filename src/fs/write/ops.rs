@@ -21,6 +21,31 @@ use crate::fs::inode::{Ino, Key, LocalFile, Node, RemoteFile};
 use crate::fs::names::{NAME_MAX, display_name};
 use crate::fs::{CloudifyFs, Entry, FsError, Opened};
 
+/// When content is stored, which decides what may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreAt {
+    /// A close, a truncation or a rename without `--write-back`: a new file whose name has
+    /// no extension waits (see [`waits_for_a_name`]).
+    Close,
+    /// `fsync` and unmount: whatever is pending is stored.
+    Sync,
+    /// The write-back delay has passed: a file still open for writing waits for its last
+    /// close, which schedules it again.
+    Due,
+}
+
+/// Whether pending content waits for a better name instead of being stored at close: a new
+/// file whose name has no extension. Cloudify would name it by its content (`sedAbC123`
+/// becomes `sedAbC123.txt`), and such names are mostly temporary ones (sed -i, Python's
+/// `tempfile`) that are renamed right after the close; the rename then stores the content
+/// once under its final name.
+fn waits_for_a_name(st: &Pending) -> bool {
+    st.replaces.is_none()
+        && st.stored.is_none()
+        && st.obsolete.is_empty()
+        && extension_of_name(&st.manifest.name).is_none()
+}
+
 /// What a name in a directory stands for now.
 enum Target {
     Pending(Ino),
@@ -452,7 +477,7 @@ impl CloudifyFs {
         if !h.writable || !self.config.write_back.is_zero() {
             return Ok(());
         }
-        self.store_ino(h.ino, false)
+        self.store_ino(h.ino, StoreAt::Close)
     }
 
     /// Stores what is pending and reports the result. With `--write-back` the upload keeps
@@ -466,7 +491,7 @@ impl CloudifyFs {
             return Ok(());
         };
         if self.config.write_back.is_zero() {
-            return self.store_ino(h.ino, false);
+            return self.store_ino(h.ino, StoreAt::Sync);
         }
         let Some(slot) = self.writes.slot(h.ino) else {
             return Ok(());
@@ -555,20 +580,24 @@ impl CloudifyFs {
         }
     }
 
-    /// Stores the pending content of `ino` now (see [`store::store`]). With `only_closed`,
-    /// a file open for writing is left alone (its last close schedules it again).
-    pub(crate) fn store_ino(&self, ino: Ino, only_closed: bool) -> Result<(), FsError> {
+    /// Stores the pending content of `ino` now (see [`store::store`]), unless it waits by
+    /// the rules of [`StoreAt`].
+    pub(crate) fn store_ino(&self, ino: Ino, at: StoreAt) -> Result<(), FsError> {
         let Some(slot) = self.writes.slot(ino) else {
             return Ok(());
         };
         let staging = self.writes.staging()?;
         let job = {
             let mut st = slot.lock_idle();
-            if !st.dirty || st.unlinked || (only_closed && st.writers > 0) {
+            if !st.dirty || st.unlinked || (at == StoreAt::Due && st.writers > 0) {
                 return Ok(());
             }
             if st.size == 0 {
                 keep_empty(&mut st);
+                return Ok(());
+            }
+            if at == StoreAt::Close && waits_for_a_name(&st) {
+                keep_unnamed(&mut st);
                 return Ok(());
             }
             if let Err(e) = self.check_upload_name(&st.manifest.name) {
@@ -696,7 +725,7 @@ impl CloudifyFs {
 
     /// Called by the write-back thread when a file's delay has passed.
     pub(crate) fn store_deferred(&self, ino: Ino) {
-        if let Err(e) = self.store_ino(ino, true) {
+        if let Err(e) = self.store_ino(ino, StoreAt::Due) {
             log::warn!("write-back of {}: {e}", self.path_of(ino));
         }
     }
@@ -738,7 +767,7 @@ impl CloudifyFs {
         self.set_local_size(ino, size);
         if idle {
             if self.config.write_back.is_zero() {
-                self.store_ino(ino, false)?;
+                self.store_ino(ino, StoreAt::Close)?;
             } else {
                 self.writes
                     .queue
@@ -975,7 +1004,7 @@ impl CloudifyFs {
             inode.name = to.1.to_string();
         }
         if idle && size > 0 && self.config.write_back.is_zero() {
-            self.store_ino(ino, false)?;
+            self.store_ino(ino, StoreAt::Close)?;
         }
         if idle {
             // Also an empty file renamed over a stored one: the stored content stays.
@@ -1180,7 +1209,7 @@ impl CloudifyFs {
                 self.drop_empty_at_unmount(&slot, &path);
                 continue;
             }
-            match self.store_ino(ino, false) {
+            match self.store_ino(ino, StoreAt::Sync) {
                 Ok(()) => log::info!("{path}: stored at unmount"),
                 Err(e) if e.is_permanent_refusal() => self.set_aside_refused(ino, &path, &e),
                 Err(e) => log::error!("{path}: NOT STORED at unmount: {e}"),
@@ -1224,6 +1253,19 @@ impl CloudifyFs {
             super::recover::set_aside(staging, &st.staged, path, error);
         }
     }
+}
+
+/// Says once per content why a new file without an extension is not stored at close.
+fn keep_unnamed(st: &mut Pending) {
+    if std::mem::replace(&mut st.noted, true) {
+        return;
+    }
+    log::info!(
+        "{}: a new name without an extension, kept local (Cloudify would name it by its \
+         content); it is stored when renamed to a name with an extension, at fsync, or when \
+         the mount ends",
+        st.manifest.path
+    );
 }
 
 /// Says once per content why an empty file is not stored.

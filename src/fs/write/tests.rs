@@ -207,6 +207,51 @@ fn a_stored_file_emptied_until_unmount_keeps_its_old_content() {
 }
 
 #[test]
+fn a_new_name_without_an_extension_waits_for_its_rename() {
+    let f = fixture();
+    f.remote
+        .add_file(&Id::root(), "notes", "txt", b"old".to_vec());
+    let tmp = put(&f.fs, ROOT_INO, "sedAbC123", b"new content").unwrap();
+    assert_eq!(f.remote.uploads(), 0, "not stored at close");
+    let e = f.fs.lookup(ROOT_INO, n("sedAbC123")).unwrap();
+    assert_eq!((e.attr.ino, e.attr.size), (tmp, 11), "visible in the mount");
+
+    f.fs.rename(ROOT_INO, n("sedAbC123"), ROOT_INO, n("notes.txt"), 0)
+        .unwrap();
+    assert_eq!(f.remote.uploads(), 1, "stored once, under the final name");
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (files[0].0.as_str(), files[0].2.as_slice()),
+        ("notes", &b"new content"[..])
+    );
+    assert!(f.fs.lookup(ROOT_INO, n("sedAbC123")).is_err());
+}
+
+#[test]
+fn a_new_name_without_an_extension_is_stored_at_fsync_or_unmount() {
+    let f = fixture();
+    let (_, o) = f.fs.create(ROOT_INO, n("synced"), libc::O_WRONLY).unwrap();
+    f.fs.write(o.fh, 0, b"synced").unwrap();
+    f.fs.fsync(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(f.remote.uploads(), 1, "fsync stores");
+
+    put(&f.fs, ROOT_INO, "later", b"later").unwrap();
+    assert_eq!(f.remote.uploads(), 1);
+    f.fs.destroy();
+    assert_eq!(f.remote.uploads(), 2, "the unmount stores");
+    let mut names: Vec<String> = f
+        .remote
+        .files_in(&Id::root())
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["later", "synced"]);
+}
+
+#[test]
 fn with_write_back_a_rename_within_the_delay_costs_one_upload() {
     let f = fixture_with(Arc::new(MemRemote::new()), |c| {
         c.write_back = Duration::from_millis(300)
