@@ -685,8 +685,18 @@ impl fmt::Debug for ApiKey {
 /// [`std::env::remove_var`]).
 pub unsafe fn take_api_key_env() -> Option<OsString> {
     let value = std::env::var_os(API_KEY_ENV);
-    // SAFETY: the caller guarantees that no other thread uses the environment.
-    unsafe { std::env::remove_var(API_KEY_ENV) };
+    // Removing the variable only drops its pointer: the text stays in the environment block
+    // the process started with, which /proc/PID/environ (`ps e`) shows. Blank it there first.
+    // SAFETY: the caller guarantees that no other thread uses the environment; getenv gives
+    // the variable's own NUL-terminated value (the value was copied above), which is
+    // overwritten within its length.
+    unsafe {
+        let text = libc::getenv(c"CLOUDIFY_API_KEY".as_ptr());
+        if !text.is_null() {
+            std::ptr::write_bytes(text, 0, libc::strlen(text));
+        }
+        std::env::remove_var(API_KEY_ENV);
+    }
     value
 }
 
