@@ -1,14 +1,14 @@
 //! Backup tools reading a mount of `cloudify-server`: `tar` (plain and `--sparse`) and
 //! `restic` (init, backup, check, restore, and a second backup that reads nothing again).
 //! What they rely on: exact sizes, times and inode numbers that stay put while nothing
-//! changes, and reads that return every byte.
+//! changes, in one mount and from one mount to the next, and reads that return every byte.
 
 mod common;
 mod tools_common;
 
 use std::process::Command;
 
-use common::mount::MountGuard;
+use common::mount::{MountCommand, MountGuard};
 use common::{ServerOptions, TestServer};
 use tools_common::*;
 
@@ -146,5 +146,90 @@ fn restic_backup_check_restore_and_an_unchanged_second_backup() {
     assert_eq!(
         stats["storage"]["get"], 0,
         "the second backup downloads nothing: {stats}"
+    );
+}
+
+/// `stat` of every entry below the mount: inode number, mtime, ctime, size and path.
+fn stat_all(mount: &MountGuard) -> String {
+    let out = run_ok(
+        mount,
+        Command::new("find")
+            .args([
+                ".",
+                "-mindepth",
+                "1",
+                "-exec",
+                "stat",
+                "-c",
+                "%i %Y %Z %s %n",
+                "{}",
+                "+",
+            ])
+            .current_dir(mount.path()),
+    );
+    let text = stdout(&out);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_by_key(|l| l.splitn(5, ' ').nth(4).unwrap_or_default().to_string());
+    lines.join("\n")
+}
+
+#[test]
+fn two_mounts_of_one_library_show_the_same_inode_numbers_times_and_sizes() {
+    let (_src, server) = library();
+    let first = MountGuard::mount(&server, &[]);
+    let second = MountGuard::mount(&server, &[]);
+    // Visit the second in another order, so numbers cannot follow the order of discovery.
+    run_ok(
+        &second,
+        Command::new("stat").arg(second.path().join("Media/tone.wav")),
+    );
+    let a = stat_all(&first);
+    let b = stat_all(&second);
+    assert_eq!(a.lines().count(), sample_files().len() + 1 + 4, "{a}");
+    assert_eq!(a, b, "inode, mtime, ctime, size and path per entry");
+}
+
+#[test]
+fn restic_after_a_remount_reads_no_file_again() {
+    let (_src, server) = library();
+    let (_work, dir) = scratch("work");
+    let mountpoint = dir.join("mnt");
+    std::fs::create_dir_all(&mountpoint).unwrap();
+    let repo = dir.join("repo");
+    let cache = dir.join("cache");
+    let restic = || {
+        let mut c = Command::new("restic");
+        c.env("RESTIC_PASSWORD", "test password")
+            .env("RESTIC_REPOSITORY", &repo)
+            .env("RESTIC_CACHE_DIR", &cache)
+            .env_remove("RESTIC_PASSWORD_FILE")
+            .env_remove("RESTIC_PASSWORD_COMMAND");
+        c
+    };
+    let mount_at = || MountCommand::new(&server.origin).at(&mountpoint).mount();
+
+    let mut mount = mount_at();
+    run_ok(&mount, restic().args(["init", "--quiet"]));
+    let first = backup_summary(&mount, &restic, &[]);
+    let files = sample_files().len() as u64 + 1;
+    assert_eq!(first["files_new"], files, "{first}");
+    assert!(mount.unmount().success(), "log:\n{}", mount.log());
+
+    // A new mount process on the same path: restic takes the first snapshot as parent and
+    // trusts size, times and inode numbers, so it reads no file.
+    let mount = mount_at();
+    // Entries met in another order than restic's walk met them in the first mount.
+    for rel in ["Media/tone.wav", "Docs/Deep Folder/archive.zip", "top.txt"] {
+        std::fs::metadata(mount.path().join(rel)).unwrap();
+    }
+    server.reset_stats();
+    let second = backup_summary(&mount, &restic, &[]);
+    assert_eq!(second["files_new"], 0, "{second}");
+    assert_eq!(second["files_changed"], 0, "{second}");
+    assert_eq!(second["files_unmodified"], files, "{second}");
+    let stats = server.stats();
+    assert_eq!(
+        stats["storage"]["get"], 0,
+        "the backup after the remount downloads nothing: {stats}"
     );
 }

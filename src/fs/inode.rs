@@ -4,9 +4,15 @@
 //! - One inode per remote object: listings and lookups go through [`InodeTable::upsert`],
 //!   which returns the number already given to that object, or a new one. An object is its
 //!   kind and its id together: a BIGINT install numbers folders and files independently, so
-//!   folder 7 and file 7 are two objects with two inodes. Numbers come from a counter
-//!   and are never reused, so the kernel can never confuse an old number with a new object
-//!   (the FUSE generation is therefore always 0).
+//!   folder 7 and file 7 are two objects with two inodes.
+//! - A remote object's number is derived from its kind and id ([`derived_ino`]), so it is
+//!   the same in every mount: backup tools (restic) that compare inode numbers with those
+//!   of their last run see unchanged files as unchanged. Derived numbers have bit 62 set;
+//!   the root, local entries and a remote object whose derived number another live entry
+//!   holds (a hash collision) take the next number of a counter below that, which never
+//!   repeats. So a number is never given to another object while an entry holds it, that is
+//!   while the kernel may hold it (entries the kernel references are never dropped), and
+//!   the FUSE generation is always 0.
 //! - Cloudify's folders carry no parent id, so the parent and the display name are those of
 //!   the listing an entry was last seen in.
 //! - The kernel's references are counted: `lookup`, `create` and every `readdirplus` entry
@@ -30,6 +36,29 @@ pub type Ino = u64;
 
 /// The mount's root, Cloudify's root folder.
 pub const ROOT_INO: Ino = 1;
+
+/// Set in every derived number ([`derived_ino`]) and in no counter number. Bit 62, not 63:
+/// the numbers stay positive for programs that keep them as signed 64-bit integers.
+const DERIVED: Ino = 1 << 62;
+
+/// The number of a remote object in every mount: 62 bits of SHA-256 of its kind and id,
+/// with [`DERIVED`] set (so never 0, 1 or a counter number). `None` for a local key.
+pub fn derived_ino(key: &Key) -> Option<Ino> {
+    use sha2::Digest;
+    let (kind, id) = match key {
+        Key::Folder(id) => ("folder", id),
+        Key::File(id) => ("file", id),
+        Key::Local(_) => return None,
+    };
+    let digest = sha2::Sha256::new()
+        .chain_update(kind)
+        .chain_update([0])
+        .chain_update(id.as_str())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Some((u64::from_be_bytes(first) & (DERIVED - 1)) | DERIVED)
+}
 
 /// What an inode stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -214,8 +243,14 @@ impl InodeTable {
 
     /// Creates an entry for an object that exists only in the mount.
     pub fn insert_local(&mut self, parent: Ino, name: &str, node: Node) -> Ino {
-        let key = Key::Local(self.next_ino);
-        self.insert(parent, name, key, node)
+        let ino = self.next_counter();
+        self.insert_at(ino, parent, name, Key::Local(ino), node)
+    }
+
+    fn next_counter(&mut self) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        ino
     }
 
     /// Gives an entry a new key (a local file the server now stores under `id`).
@@ -230,9 +265,21 @@ impl InodeTable {
         self.by_key.insert(key, ino);
     }
 
+    /// A new entry for a remote object: its derived number, or the counter's next one when
+    /// another entry holds that number.
     fn insert(&mut self, parent: Ino, name: &str, key: Key, node: Node) -> Ino {
-        let ino = self.next_ino;
-        self.next_ino += 1;
+        let ino = match derived_ino(&key) {
+            Some(n) if !self.by_ino.contains_key(&n) => n,
+            Some(n) => {
+                log::debug!("inode {n} of {key:?} is taken; numbered from the counter");
+                self.next_counter()
+            }
+            None => self.next_counter(),
+        };
+        self.insert_at(ino, parent, name, key, node)
+    }
+
+    fn insert_at(&mut self, ino: Ino, parent: Ino, name: &str, key: Key, node: Node) -> Ino {
         let inode = Inode {
             ino,
             parent,
@@ -374,6 +421,56 @@ mod tests {
         let b = t.upsert(a, "b", folder("B"), &Id::new("B"));
         assert_ne!(a, b);
         assert_eq!(t.path_of(b), "/a-renamed/b");
+    }
+
+    fn file(id: &str) -> Node {
+        Node::File(RemoteFile {
+            file: serde_json::from_value(serde_json::json!({"id": id, "name": id})).unwrap(),
+            exact_size: Some(1),
+        })
+    }
+
+    #[test]
+    fn remote_objects_get_the_same_number_in_every_table() {
+        let mut first = InodeTable::new(10);
+        let mut second = InodeTable::new(10);
+        let a = first.upsert(ROOT_INO, "a", folder("7"), &Id::new("7"));
+        let f = first.upsert(a, "f.txt", file("7"), &Id::new("7"));
+        first.insert_local(
+            a,
+            "new.txt",
+            Node::Local(LocalFile {
+                size: 0,
+                mtime: std::time::SystemTime::UNIX_EPOCH,
+            }),
+        );
+        // Another order, other names, other parents: the numbers follow the objects.
+        let f2 = second.upsert(ROOT_INO, "renamed.txt", file("7"), &Id::new("7"));
+        let a2 = second.upsert(ROOT_INO, "b", folder("7"), &Id::new("7"));
+        assert_eq!((a, f), (a2, f2));
+        assert_ne!(a, f, "a folder and a file of one id");
+        for ino in [a, f] {
+            assert!(ino > ROOT_INO && ino & DERIVED != 0, "{ino:#x}");
+            assert!(i64::try_from(ino).is_ok(), "positive as a signed number");
+        }
+        assert_eq!(derived_ino(&Key::File(Id::new("7"))), Some(f));
+        assert_eq!(derived_ino(&Key::Local(5)), None);
+    }
+
+    #[test]
+    fn a_taken_derived_number_falls_back_to_the_counter() {
+        let mut t = InodeTable::new(10);
+        let id = Id::new("F");
+        let f = t.upsert(ROOT_INO, "f.txt", file("F"), &id);
+        t.add_lookups(f, 1);
+        // The write side makes the entry local while its new content is staged; the listing
+        // still shows the stored file, which must not take the number the kernel holds.
+        t.rekey(f, Key::Local(f));
+        let listed = t.upsert(ROOT_INO, "f.txt", file("F"), &id);
+        assert_ne!(listed, f);
+        assert!(listed > ROOT_INO && listed & DERIVED == 0, "{listed:#x}");
+        assert_eq!(t.get(f).unwrap().key, Key::Local(f));
+        assert_eq!(t.ino_of(&Key::File(id)), Some(listed));
     }
 
     #[test]

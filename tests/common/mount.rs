@@ -30,6 +30,7 @@ pub struct MountCommand {
     args: Vec<String>,
     key: Option<String>,
     envs: Vec<(String, String)>,
+    mountpoint: Option<PathBuf>,
 }
 
 impl MountCommand {
@@ -40,6 +41,7 @@ impl MountCommand {
             args: Vec::new(),
             key: Some(TEST_KEY.to_string()),
             envs: Vec::new(),
+            mountpoint: None,
         }
     }
 
@@ -52,6 +54,13 @@ impl MountCommand {
     /// Sets `CLOUDIFY_API_KEY` to `key`, or leaves it unset with `None`.
     pub fn key(mut self, key: Option<&str>) -> Self {
         self.key = key.map(str::to_string);
+        self
+    }
+
+    /// Mounts on `path` (an existing empty folder) instead of a new temporary one, so a tool
+    /// that remembers paths (restic's parent snapshot) sees the same path after a remount.
+    pub fn at(mut self, path: &Path) -> Self {
+        self.mountpoint = Some(path.to_path_buf());
         self
     }
 
@@ -71,8 +80,11 @@ impl MountCommand {
     /// Starts the process without waiting for anything.
     pub fn start(self) -> MountGuard {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mountpoint = dir.path().join("mnt");
-        std::fs::create_dir(&mountpoint).expect("mountpoint");
+        let mountpoint = self.mountpoint.clone().unwrap_or_else(|| {
+            let mountpoint = dir.path().join("mnt");
+            std::fs::create_dir(&mountpoint).expect("mountpoint");
+            mountpoint
+        });
         // mountinfo shows canonical paths; compare like with like.
         let mountpoint = std::fs::canonicalize(&mountpoint).expect("mountpoint path");
         let log_path = dir.path().join("cloudify-fs.log");
