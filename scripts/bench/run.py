@@ -644,6 +644,8 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Also when started in the background of a script, where SIGINT comes ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         bench.main()
     except KeyboardInterrupt:
