@@ -64,6 +64,10 @@ pub struct ClientConfig {
 /// minutes by default), so a server that pages forever ties up a folder for a bounded time.
 pub const LISTING_TIMEOUTS: u32 = 10;
 
+/// How long a call refused with 429 and no `Retry-After` keeps backing off, beyond its
+/// retries: one throttle window of Cloudify (a minute) and a little more.
+const THROTTLE_WINDOW: Duration = Duration::from_secs(65);
+
 impl ClientConfig {
     /// A configuration with the defaults above.
     pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> ClientConfig {
@@ -281,13 +285,20 @@ impl Client {
         mut attempt: impl FnMut(u32) -> Attempt<T>,
     ) -> Result<T, ApiError> {
         let mut number = 0;
+        let mut waited = Duration::ZERO;
         loop {
             let (error, after) = match attempt(number) {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { error, after } => (error, after),
             };
-            if number >= self.inner.retries {
+            // Cloudify throttles in fixed one-minute windows and its 429 usually comes without
+            // `Retry-After`: backing off only `retries` times (about 6 s by default) gives up
+            // long before the window ends, so a throttled call keeps trying for a window.
+            let throttled = matches!(error, ApiError::RateLimited { .. }) && after.is_none();
+            let out_of_retries = number >= self.inner.retries
+                && !(throttled && self.inner.retries > 0 && waited < THROTTLE_WINDOW);
+            if out_of_retries {
                 return Err(error);
             }
             let wait = match after {
@@ -299,6 +310,7 @@ impl Client {
                 None => self.inner.backoff.delay(number),
             };
             number += 1;
+            waited += wait;
             log::debug!(
                 "{context}: {error}; retry {number}/{} in {wait:?}",
                 self.inner.retries

@@ -52,7 +52,7 @@ pub enum ApiError {
     /// Any other HTTP 200 with `error: true` (for example trashing a missing file).
     #[error("{context}: server refused: {message}")]
     Refused { context: String, message: String },
-    /// 429 that did not clear within the retries.
+    /// 429 that did not clear within the retries (without `Retry-After`: within a minute).
     #[error("{context}: rate limited by the server")]
     RateLimited { context: String },
     /// 5xx after the configured retries.
