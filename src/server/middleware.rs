@@ -15,7 +15,7 @@ use http_body::Frame;
 
 use super::conn::ConnMeta;
 use super::stats::Endpoint;
-use super::{Shared, reply};
+use super::{Shared, reply, upload};
 
 /// Logs `access: METHOD PATH?QUERY STATUS BYTESB MSms` once the body is sent (or dropped).
 pub async fn access_log(State(state): State<Shared>, req: Request, next: Next) -> Response {
@@ -125,13 +125,19 @@ pub async fn api_gate(
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| format!("{}/", state.origin), str::to_string);
 
+    // PHP receives a whole request before Laravel runs, so even a request the throttle or a
+    // fault refuses has its body read first: a client still sending an upload reads the
+    // answer instead of a broken pipe that would leave it unsure whether the file was stored.
+    let drain_limit = state.cfg.max_body.saturating_mul(4);
     let rate = state.rate.check(conn.peer.ip());
     let mut response = if rate.as_ref().is_some_and(|r| !r.allowed) {
+        upload::drain(req.into_body(), drain_limit).await;
         reply::envelope_status(StatusCode::TOO_MANY_REQUESTS, "Too Many Attempts.")
     } else {
         state.faults.delay().await;
         match state.faults.roll_failure() {
             Some(status) => {
+                upload::drain(req.into_body(), drain_limit).await;
                 let msg = status.canonical_reason().unwrap_or("Server Error");
                 reply::envelope_status(status, msg)
             }

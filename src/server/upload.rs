@@ -299,7 +299,7 @@ pub async fn upload(
 
 /// Reads and discards a refused body (up to `limit` bytes), so that the client, still
 /// sending, gets to read the answer instead of a broken pipe.
-async fn drain(body: Body, limit: u64) {
+pub(crate) async fn drain(body: Body, limit: u64) {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut seen: u64 = 0;
