@@ -1,7 +1,8 @@
 //! Directory listings: fetched on first use, cached for `dir_cache_time`, shared.
 //!
-//! A folder is listed with one [`Remote::list_folder`] call (all pages) followed by the
-//! exact sizes of its files ([`super::sizes::resolve`]); the result is named
+//! A folder is listed with one [`Remote::list_folder`] call (all pages), with the exact sizes
+//! of its files known without a request ([`super::sizes::known_sizes`]; the others are asked
+//! for later, when a `getattr` needs them, see [`super::sizes`]); the result is named
 //! ([`super::names`]) and kept as an immutable [`DirListing`] behind an `Arc`, so readers
 //! never copy it and never hold a lock while they use it.
 //!
@@ -94,10 +95,11 @@ impl DirListing {
     }
 }
 
-/// Lists `folder` and resolves its files' sizes. Blocks on HTTP; call without locks.
+/// Lists `folder`, with the exact sizes known without a request. Blocks on HTTP; call
+/// without locks.
 pub fn fetch(remote: &dyn Remote, sizes: &SizeCache, folder: &Id) -> Result<DirListing, FsError> {
     let listing = remote.list_folder(folder)?;
-    let exact = sizes::resolve(remote, sizes, &listing.files);
+    let exact = sizes::known_sizes(sizes, &listing.files);
     Ok(DirListing::build(folder, listing, &exact))
 }
 
@@ -323,7 +325,7 @@ mod tests {
             assert_eq!(t.join().unwrap().unwrap(), 20);
         }
         assert_eq!(remote.lists(), 1);
-        assert_eq!(remote.heads(), 20);
+        assert_eq!(remote.heads(), 0, "a listing asks for no size");
     }
 
     #[test]

@@ -233,7 +233,21 @@ impl InodeTable {
                 inode.parent = parent;
                 inode.name.clear();
                 inode.name.push_str(name);
+                // A listing made before the exact size was learnt does not forget it.
+                let learnt = match (&inode.node, &node) {
+                    (Node::File(old), Node::File(new))
+                        if new.exact_size.is_none()
+                            && old.file.id == new.file.id
+                            && old.file.updated_at == new.file.updated_at =>
+                    {
+                        old.exact_size
+                    }
+                    _ => None,
+                };
                 inode.node = node;
+                if let (Some(n), Node::File(f)) = (learnt, &mut inode.node) {
+                    f.exact_size = Some(n);
+                }
             }
             self.unreferenced.promote(&ino);
             return ino;

@@ -12,8 +12,9 @@
 //! - each file handle's own mutex guards its stream. It is held while that handle reads
 //!   from its download, which serialises reads of one open file (they share one stream)
 //!   and never blocks another file or any metadata operation.
-//! - [`dir::DirCache`] and [`sizes::SizeCache`] document their own locks; none of the locks
-//!   above is held while calling into them.
+//! - [`dir::DirCache`], [`sizes::SizeCache`] and [`sizes::Probes`] document their own locks;
+//!   none of the locks above is held while calling into them, except the size cache's
+//!   memory maps, which are taken under `inodes` (they never take another lock).
 
 pub mod attr;
 pub mod config;
@@ -44,7 +45,7 @@ use crate::api::{Id, Remote};
 use dir::{DirCache, DirListing};
 use inode::{InodeTable, Node};
 use read::FileReader;
-use sizes::SizeCache;
+use sizes::{Probes, SizeCache};
 
 /// An entry for the kernel: attributes and how long it may cache them and the name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +116,9 @@ pub struct CloudifyFs {
     remote: Arc<dyn Remote>,
     inodes: Mutex<InodeTable>,
     dirs: DirCache,
-    sizes: SizeCache,
+    sizes: Arc<SizeCache>,
+    /// Batches of HEADs for sizes a listing did not know ([`sizes::Probes`]).
+    probes: Arc<Probes>,
     dir_handles: Mutex<HashMap<u64, DirHandle>>,
     file_handles: Mutex<HashMap<u64, FileHandle>>,
     next_fh: AtomicU64,
@@ -131,9 +134,11 @@ impl CloudifyFs {
     }
 
     fn with_size_cache(config: FsConfig, remote: Arc<dyn Remote>, sizes: SizeCache) -> Self {
+        let sizes = Arc::new(sizes);
         CloudifyFs {
             inodes: Mutex::new(InodeTable::new(config.inode_cache_capacity)),
             dirs: DirCache::new(config.dir_cache_time),
+            probes: Probes::new(remote.clone(), sizes.clone()),
             sizes,
             dir_handles: Mutex::new(HashMap::new()),
             file_handles: Mutex::new(HashMap::new()),
@@ -181,9 +186,10 @@ impl CloudifyFs {
         let inode = inodes.get(ino).ok_or(FsError::StaleInode(ino))?;
         let mut attr = attr::attr_of(inode, &self.config, self.mounted_at);
         self.writes.apply_times(&mut attr);
-        // A file whose exact size is unknown (its HEAD failed) is not cached by the kernel,
-        // so the next `stat` asks again and `getattr` retries the HEAD; not so a file whose
-        // storage was found to tell no length at all, which asking again would not change.
+        // A file whose exact size is unknown (not asked for yet, or its HEAD failed) shows
+        // the listing's rounded size, which the kernel must not keep: the next `stat`, and a
+        // read past that size, ask again and `getattr` learns the exact one. Not so a file
+        // whose storage was found to tell no length at all, which asking would not change.
         let ttl = match &inode.node {
             Node::File(f) if f.exact_size.is_none() && !self.sizes.length_unknown(&f.file) => {
                 Duration::ZERO
@@ -202,8 +208,9 @@ impl CloudifyFs {
         }
         let listing = self.listing(parent)?;
         let found = listing.find(name).ok_or(FsError::NotFound)?;
+        let node = self.with_known_size(&found.node);
         let mut inodes = self.inodes.lock();
-        let ino = inodes.upsert(parent, &found.name, found.node.clone(), &found.id);
+        let ino = inodes.upsert(parent, &found.name, node, &found.id);
         inodes.add_lookups(ino, 1);
         self.entry_of(&inodes, ino)
     }
@@ -221,9 +228,35 @@ impl CloudifyFs {
         self.entry_of(&self.inodes.lock(), ino)
     }
 
-    /// Asks for the exact size of a file whose listing HEAD failed, and records it.
+    /// A listed node, with the exact size this mount learnt since the listing (from memory:
+    /// a listing is answered without waiting for sizes).
+    fn with_known_size(&self, node: &Node) -> Node {
+        let mut node = node.clone();
+        if let Node::File(f) = &mut node
+            && f.exact_size.is_none()
+        {
+            f.exact_size = self.sizes.known(&f.file);
+        }
+        node
+    }
+
+    /// The exact size of file `ino`, which its listing did not know: asked for in one batch
+    /// with the other files of its folder whose sizes are unknown (see [`sizes`]), waiting
+    /// for this file only. Recorded in the inode.
     fn learn_size(&self, ino: Ino, file: &crate::api::File) -> Result<Option<u64>, FsError> {
-        let size = sizes::resolve_one(&*self.remote, &self.sizes, file)?;
+        let siblings = || {
+            let parent = self.inodes.lock().get(ino).map(|i| i.parent);
+            let folder = parent.and_then(|p| self.node_of(p).ok()?.folder_id());
+            let listing = folder.and_then(|id| self.dirs.peek(&id));
+            let unknown = listing.iter().flat_map(|l| l.entries.iter());
+            unknown
+                .filter_map(|e| match &e.node {
+                    Node::File(f) if f.exact_size.is_none() => Some(f.file.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let size = self.probes.size_of(file, siblings)?;
         if let Some(n) = size {
             let mut inodes = self.inodes.lock();
             if let Some(inode) = inodes.get_mut(ino)
@@ -300,7 +333,10 @@ impl CloudifyFs {
                     let e = &listing.entries[(off - 2) as usize];
                     let ino = match shadow.get(&e.name) {
                         Some(&local) => local,
-                        None => inodes.upsert(dir_ino, &e.name, e.node.clone(), &e.id),
+                        None => {
+                            let node = self.with_known_size(&e.node);
+                            inodes.upsert(dir_ino, &e.name, node, &e.id)
+                        }
                     };
                     (e.name.as_str(), ino, plus)
                 }

@@ -3,11 +3,19 @@
 //! Cloudify lists sizes only as rounded text ("1.000,00 KB"), but `stat`, `ls -l`, `tar` and
 //! backup tools need the exact byte count, and the kernel cuts reads at the size it was told.
 //! So a size is taken from, in order: a numeric `size` in the listing (exact by definition),
-//! this module's on-disk cache, or a HEAD of the file's content URL. HEADs run in parallel
-//! ([`HEAD_PARALLELISM`] at a time) right after a listing, before the listing is answered, so
-//! `ls -l` never shows a rounded size. Results are kept in SQLite under the cache folder,
-//! keyed by remote id and `updated_at`, so a remount needs no HEADs. Cloudify has no way to
-//! change a stored file's bytes in place (a new upload gets a new id), so the key is safe.
+//! this module's cache (sizes learnt in this mount, then SQLite under the cache folder, keyed
+//! by remote id and `updated_at`, so a remount needs no HEADs), or a HEAD of the file's
+//! content URL. Cloudify has no way to change a stored file's bytes in place (a new upload
+//! gets a new id), so the key is safe.
+//!
+//! A listing is answered at once with what is known without HEADs ([`known_sizes`]): `ls -f`
+//! and `find` cost only the listing's pages. A file whose exact size is not known yet is shown
+//! with the listing's rounded size and an attribute timeout of zero, so the kernel asks again
+//! (`getattr`) before it relies on the size, and a read past that size makes it ask too. The
+//! first such question in a folder starts one batch of HEADs ([`Probes`]) for every file of
+//! that folder whose size is unknown, [`HEAD_PARALLELISM`] at a time, with the asking file
+//! first; each caller waits only for its own file. So `ls -l` costs the pages and one parallel
+//! batch, and no file is HEAD-ed twice while its HEAD runs.
 //!
 //! Some storage never tells a length: a private file is served only by `indirect_url`, a
 //! streamed proxy that may answer without Content-Length and ignore Range. Such a file is
@@ -19,15 +27,19 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, params};
 
+use super::error::FsError;
 use crate::api::{File, Id, Remote, SizeHint};
 
-/// How many HEADs run at once after a listing.
+/// How many HEADs of one batch run at once.
 pub const HEAD_PARALLELISM: usize = 16;
+
+/// Sizes learnt by a batch are written to disk in transactions of this many.
+const SAVE_EVERY: usize = 256;
 
 /// The on-disk size cache. Without a usable cache folder it works in memory only.
 pub struct SizeCache {
@@ -38,6 +50,11 @@ pub struct SizeCache {
     /// Lengths learnt at the end of a body, kept here too so they hold without a disk cache.
     /// Taken alone, never with `db`.
     learnt: Mutex<HashMap<(Id, String), u64>>,
+    /// Sizes learnt by HEADs in this mount, so listings and `getattr` find them without the
+    /// disk. Taken alone, never with `db`.
+    heads: Mutex<HashMap<(Id, String), u64>>,
+    /// Those of `heads` not yet written to disk ([`SizeCache::save`]). Taken alone.
+    unsaved: Mutex<Vec<(Id, String, u64)>>,
 }
 
 /// The cache key of a file: its id and its `updated_at` as text ("" when missing).
@@ -74,7 +91,29 @@ impl SizeCache {
             db: Mutex::new(db),
             unknown: Mutex::new(HashSet::new()),
             learnt: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
+            unsaved: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The exact size of `file` if this mount learnt it already (memory only, no disk).
+    pub fn known(&self, file: &File) -> Option<u64> {
+        let key = (file.id.clone(), stamp(file));
+        let head = self.heads.lock().get(&key).copied();
+        head.or_else(|| self.learnt.lock().get(&key).copied())
+    }
+
+    /// Records the size a HEAD gave; it reaches the disk at the next [`SizeCache::save`].
+    fn remember(&self, file: &File, size: u64) {
+        let key = (file.id.clone(), stamp(file));
+        self.heads.lock().insert(key.clone(), size);
+        self.unsaved.lock().push((key.0, key.1, size));
+    }
+
+    /// Writes the sizes remembered since the last call to disk, in one transaction.
+    fn save(&self) {
+        let unsaved = std::mem::take(&mut *self.unsaved.lock());
+        self.put_keys(&unsaved);
     }
 
     /// Whether the storage of `file` (this version of it) was found to tell no length.
@@ -127,13 +166,10 @@ impl SizeCache {
 
     /// The cached sizes of those of `files` the cache knows.
     pub fn get_many(&self, files: &[&File]) -> HashMap<Id, u64> {
-        let mut found: HashMap<Id, u64> = {
-            let learnt = self.learnt.lock();
-            files
-                .iter()
-                .filter_map(|f| Some((f.id.clone(), *learnt.get(&(f.id.clone(), stamp(f)))?)))
-                .collect()
-        };
+        let mut found: HashMap<Id, u64> = files
+            .iter()
+            .filter_map(|f| Some((f.id.clone(), self.known(f)?)))
+            .collect();
         let guard = self.db.lock();
         let Some(conn) = guard.as_ref() else {
             return found;
@@ -144,6 +180,9 @@ impl SizeCache {
             return found;
         };
         for file in files {
+            if found.contains_key(&file.id) {
+                continue;
+            }
             let size: Option<i64> = stmt
                 .query_row(params![file.id.as_str(), stamp(file)], |r| r.get(0))
                 .ok();
@@ -154,8 +193,16 @@ impl SizeCache {
         found
     }
 
-    /// Remembers sizes learnt from HEADs.
+    /// Writes sizes to disk.
     pub fn put_many(&self, sizes: &[(&File, u64)]) {
+        let keys: Vec<(Id, String, u64)> = sizes
+            .iter()
+            .map(|(f, n)| (f.id.clone(), stamp(f), *n))
+            .collect();
+        self.put_keys(&keys);
+    }
+
+    fn put_keys(&self, sizes: &[(Id, String, u64)]) {
         if sizes.is_empty() {
             return;
         }
@@ -169,9 +216,9 @@ impl SizeCache {
                 let mut stmt = tx.prepare_cached(
                     "INSERT OR REPLACE INTO sizes (id, updated_at, size) VALUES (?1, ?2, ?3)",
                 )?;
-                for (file, size) in sizes {
+                for (id, stamp, size) in sizes {
                     let size = i64::try_from(*size).unwrap_or(i64::MAX);
-                    stmt.execute(params![file.id.as_str(), stamp(file), size])?;
+                    stmt.execute(params![id.as_str(), stamp, size])?;
                 }
             }
             tx.commit()
@@ -182,9 +229,9 @@ impl SizeCache {
     }
 }
 
-/// The exact sizes of `files`: numeric listing sizes, then the cache, then HEADs in
-/// parallel. A file whose HEAD failed or gave no length is missing from the result.
-pub fn resolve(remote: &dyn Remote, cache: &SizeCache, files: &[File]) -> HashMap<Id, u64> {
+/// The exact sizes of those of `files` known without a request: numeric listing sizes, then
+/// the cache. The others are left to [`Probes`].
+pub fn known_sizes(cache: &SizeCache, files: &[File]) -> HashMap<Id, u64> {
     let mut sizes: HashMap<Id, u64> = HashMap::new();
     for f in files {
         if let Some(SizeHint::Exact(n)) = f.size {
@@ -196,70 +243,251 @@ pub fn resolve(remote: &dyn Remote, cache: &SizeCache, files: &[File]) -> HashMa
         .filter(|f| !sizes.contains_key(&f.id))
         .collect();
     sizes.extend(cache.get_many(&unknown));
-
-    let missing: Vec<&File> = unknown
-        .into_iter()
-        .filter(|f| !sizes.contains_key(&f.id) && !cache.length_unknown(f))
-        .collect();
-    let fetched = head_all(remote, cache, &missing);
-    cache.put_many(&fetched);
-    sizes.extend(fetched.into_iter().map(|(f, n)| (f.id.clone(), n)));
     sizes
 }
 
-/// HEADs every file, [`HEAD_PARALLELISM`] at a time; failures are logged at debug and left
-/// out (the entry then answers with a short attribute timeout, and `getattr` tries again).
-/// Files whose storage answered without a length are marked so in `cache`.
-fn head_all<'a>(
-    remote: &dyn Remote,
-    cache: &SizeCache,
-    files: &[&'a File],
-) -> Vec<(&'a File, u64)> {
-    if files.is_empty() {
-        return Vec::new();
-    }
-    let next = AtomicUsize::new(0);
-    let found = Mutex::new(Vec::with_capacity(files.len()));
-    let workers = HEAD_PARALLELISM.min(files.len());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(file) = files.get(i) else { break };
-                    match remote.content_length(file) {
-                        Ok(Some(n)) => found.lock().push((*file, n)),
-                        Ok(None) => cache.mark_length_unknown(file),
-                        Err(e) => log::debug!("HEAD of file {} failed: {e}", file.id),
-                    }
-                }
-            });
-        }
-    });
-    found.into_inner()
-}
-
-/// The size of one file, by the same rules (used when a listing's HEAD failed).
-pub fn resolve_one(
-    remote: &dyn Remote,
-    cache: &SizeCache,
-    file: &File,
-) -> Result<Option<u64>, crate::api::ApiError> {
+/// The size of one file without a request, if known: `Some(Some(n))` exact, `Some(None)`
+/// when its storage tells no length, `None` when only a HEAD can tell.
+fn known_one(cache: &SizeCache, file: &File) -> Option<Option<u64>> {
     if let Some(SizeHint::Exact(n)) = file.size {
-        return Ok(Some(n));
+        return Some(Some(n));
     }
-    if let Some(&n) = cache.get_many(&[file]).get(&file.id) {
-        return Ok(Some(n));
+    if let Some(n) = cache.known(file) {
+        return Some(Some(n));
     }
     if cache.length_unknown(file) {
-        return Ok(None);
+        return Some(None);
     }
-    let n = remote.content_length(file)?;
-    match n {
-        Some(n) => cache.put_many(&[(file, n)]),
-        None => cache.mark_length_unknown(file),
+    None
+}
+
+/// A file of a batch, by id and `updated_at`.
+type ProbeKey = (Id, String);
+
+fn key_of(file: &File) -> ProbeKey {
+    (file.id.clone(), stamp(file))
+}
+
+/// Where a file of a batch is. A file leaves the map when its HEAD answered: its size is
+/// then in the [`SizeCache`], or its failure goes to the callers that waited for it.
+enum Probe {
+    /// Waiting for a worker of its batch; a caller that finds it so takes it over.
+    Queued,
+    /// A HEAD is running, and `waiters` other callers wait for it.
+    Running { waiters: u32 },
+    /// The HEAD failed; the `waiters` callers that waited for it have yet to take the error.
+    Failed { error: FsError, waiters: u32 },
+}
+
+/// Batches of HEADs for the files of a folder whose exact size is unknown (see the module
+/// documentation).
+///
+/// Locks: `state` guards the map only and is never held across a HEAD nor while the
+/// [`SizeCache`]'s disk lock is taken; the cache's memory maps may be taken under it.
+pub struct Probes {
+    remote: Arc<dyn Remote>,
+    cache: Arc<SizeCache>,
+    state: Mutex<HashMap<ProbeKey, Probe>>,
+    /// Notified whenever a file leaves `Running`.
+    changed: Condvar,
+}
+
+impl Probes {
+    pub fn new(remote: Arc<dyn Remote>, cache: Arc<SizeCache>) -> Arc<Probes> {
+        Arc::new(Probes {
+            remote,
+            cache,
+            state: Mutex::new(HashMap::new()),
+            changed: Condvar::new(),
+        })
     }
-    Ok(n)
+
+    /// The exact size of `file` (`None`: its storage tells no length). Unless it is known
+    /// already, or a batch is asking for it, a batch starts for `file` and those of
+    /// `siblings()` (the other files of its folder) whose size is unknown; this call waits
+    /// for `file` only. Blocks on HTTP; call without locks.
+    pub fn size_of(
+        self: &Arc<Self>,
+        file: &File,
+        siblings: impl FnOnce() -> Vec<File>,
+    ) -> Result<Option<u64>, FsError> {
+        if let Some(known) = known_one(&self.cache, file) {
+            return Ok(known);
+        }
+        let key = key_of(file);
+        if !self.state.lock().contains_key(&key) {
+            // From the disk, a remount's sizes: no batch for a folder the cache knows.
+            if let Some(&n) = self.cache.get_many(&[file]).get(&file.id) {
+                return Ok(Some(n));
+            }
+            let batch: Vec<File> = siblings()
+                .into_iter()
+                .filter(|f| f.id != file.id && known_one(&self.cache, f).is_none())
+                .collect();
+            if self.start(file, batch) {
+                // The caller's own file first, in its own thread, while the batch runs.
+                return self.head(file);
+            }
+        }
+        self.wait_for(file, &key)
+    }
+
+    /// Takes `own` for the caller (true unless someone has it or it is known by now), and
+    /// HEADs the files of `batch` that nobody has in the background.
+    fn start(self: &Arc<Self>, own: &File, mut batch: Vec<File>) -> bool {
+        let own_taken = {
+            let mut state = self.state.lock();
+            // A file that finished meanwhile is in the cache; check under the lock, since a
+            // HEAD records its size before it leaves the map.
+            let mut take = |f: &File, probe: Probe| {
+                let key = key_of(f);
+                let free = !state.contains_key(&key) && known_one(&self.cache, f).is_none();
+                if free {
+                    state.insert(key, probe);
+                }
+                free
+            };
+            let own_taken = take(own, Probe::Running { waiters: 0 });
+            batch.retain(|f| take(f, Probe::Queued));
+            own_taken
+        };
+        if batch.is_empty() {
+            return own_taken;
+        }
+        log::debug!("asking for the exact sizes of {} files", batch.len());
+        let keys: Vec<ProbeKey> = batch.iter().map(key_of).collect();
+        let probes = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("size-batch".into())
+            .spawn(move || probes.run(&batch));
+        if let Err(e) = spawned {
+            // Each caller asks for its own file; the others are asked for when needed.
+            log::warn!("could not start a batch of HEADs: {e}");
+            let mut state = self.state.lock();
+            for key in keys {
+                if matches!(state.get(&key), Some(Probe::Queued)) {
+                    state.remove(&key);
+                }
+            }
+        }
+        own_taken
+    }
+
+    /// HEADs the queued files of `batch`, [`HEAD_PARALLELISM`] at a time.
+    fn run(&self, batch: &[File]) {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..HEAD_PARALLELISM.min(batch.len()) {
+                s.spawn(|| {
+                    let mut done = 0;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(file) = batch.get(i) else { break };
+                        if self.claim(&key_of(file)) {
+                            // A failure goes to its waiters; a later `getattr` asks again.
+                            let _ = self.head(file);
+                            done += 1;
+                            if done % SAVE_EVERY == 0 {
+                                self.cache.save();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        self.cache.save();
+    }
+
+    /// Takes a queued file for a HEAD; false when someone else has it.
+    fn claim(&self, key: &ProbeKey) -> bool {
+        let mut state = self.state.lock();
+        match state.get_mut(key) {
+            Some(p @ Probe::Queued) => {
+                *p = Probe::Running { waiters: 0 };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One HEAD of a claimed file; its result is recorded and handed to its waiters.
+    fn head(&self, file: &File) -> Result<Option<u64>, FsError> {
+        let result = match self.remote.content_length(file) {
+            Ok(Some(n)) => {
+                self.cache.remember(file, n);
+                Ok(Some(n))
+            }
+            Ok(None) => {
+                self.cache.mark_length_unknown(file);
+                Ok(None)
+            }
+            Err(e) => {
+                log::debug!("HEAD of file {} failed: {e}", file.id);
+                Err(FsError::from(e))
+            }
+        };
+        let key = key_of(file);
+        let mut state = self.state.lock();
+        let waiters = match state.remove(&key) {
+            Some(Probe::Running { waiters }) => waiters,
+            _ => 0,
+        };
+        if let Err(error) = &result
+            && waiters > 0
+        {
+            let error = error.clone();
+            state.insert(key, Probe::Failed { error, waiters });
+        }
+        self.changed.notify_all();
+        result
+    }
+
+    /// Waits for the HEAD of `file` (taking it over while it is still queued).
+    fn wait_for(&self, file: &File, key: &ProbeKey) -> Result<Option<u64>, FsError> {
+        let mut state = self.state.lock();
+        let mut waiting = false;
+        loop {
+            match state.get_mut(key) {
+                None => break,
+                Some(p @ Probe::Queued) => {
+                    *p = Probe::Running { waiters: 0 };
+                    drop(state);
+                    return self.head(file);
+                }
+                Some(Probe::Running { waiters }) => {
+                    if !waiting {
+                        *waiters += 1;
+                        waiting = true;
+                    }
+                    self.changed.wait(&mut state);
+                }
+                Some(Probe::Failed { error, waiters }) => {
+                    let error = error.clone();
+                    if waiting {
+                        *waiters -= 1;
+                        if *waiters == 0 {
+                            state.remove(key);
+                        }
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        drop(state);
+        if let Some(known) = known_one(&self.cache, file) {
+            return Ok(known);
+        }
+        // Asked for by nobody after all (a race with the end of a HEAD): ask alone.
+        let n = self.remote.content_length(file)?;
+        match n {
+            Some(n) => {
+                self.cache.remember(file, n);
+                self.cache.save();
+            }
+            None => self.cache.mark_length_unknown(file),
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -270,21 +498,31 @@ mod tests {
     #[test]
     fn sizes_come_from_the_cache_on_a_second_mount() {
         let dir = tempfile::tempdir().unwrap();
-        let remote = MemRemote::new();
+        let remote = Arc::new(MemRemote::new());
         let a = remote.add_file(&Id::root(), "a", "txt", vec![7; 1234]);
         let b = remote.add_file(&Id::root(), "b", "txt", vec![7; 5]);
         let files = remote.list_folder_now(&Id::root()).files;
 
-        let cache = SizeCache::open(dir.path());
-        let sizes = resolve(&remote, &cache, &files);
-        assert_eq!(sizes[&a], 1234);
-        assert_eq!(sizes[&b], 5);
+        let cache = Arc::new(SizeCache::open(dir.path()));
+        assert!(known_sizes(&cache, &files).is_empty(), "nothing asked yet");
+        let probes = Probes::new(remote.clone(), cache.clone());
+        let size_of = |f: &File| probes.size_of(f, || files.clone()).unwrap();
+        assert_eq!(size_of(&files[0]), Some(1234));
+        assert_eq!(size_of(&files[1]), Some(5));
         assert_eq!(remote.heads(), 2);
+        drop(probes);
         drop(cache);
 
-        let cache = SizeCache::open(dir.path());
-        let sizes = resolve(&remote, &cache, &files);
-        assert_eq!(sizes[&a], 1234);
+        // The batch writes to disk when it ends, which may be after its callers returned.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let sizes = loop {
+            let sizes = known_sizes(&SizeCache::open(dir.path()), &files);
+            if sizes.len() == 2 || std::time::Instant::now() > deadline {
+                break sizes;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!((sizes.get(&a), sizes.get(&b)), (Some(&1234), Some(&5)));
         assert_eq!(remote.heads(), 2, "no HEAD after a remount");
     }
 
@@ -294,8 +532,58 @@ mod tests {
         remote.set_numeric_sizes(true);
         let a = remote.add_file(&Id::root(), "a", "txt", vec![1; 10]);
         let files = remote.list_folder_now(&Id::root()).files;
-        let sizes = resolve(&remote, &SizeCache::disabled(), &files);
+        let sizes = known_sizes(&SizeCache::disabled(), &files);
         assert_eq!(sizes[&a], 10);
         assert_eq!(remote.heads(), 0);
+    }
+
+    #[test]
+    fn one_batch_asks_for_a_folder_and_no_file_twice() {
+        let remote = Arc::new(MemRemote::new());
+        for i in 0..40 {
+            remote.add_file(&Id::root(), &format!("f{i}"), "txt", vec![1; 100 + i]);
+        }
+        let files = remote.list_folder_now(&Id::root()).files;
+        let probes = Probes::new(remote.clone(), Arc::new(SizeCache::disabled()));
+        let siblings_asked = std::sync::atomic::AtomicUsize::new(0);
+        // Callers for every file at once, in reverse order, as `ls -l` with many threads.
+        std::thread::scope(|s| {
+            for f in files.iter().rev() {
+                let (probes, files, asked) = (&probes, &files, &siblings_asked);
+                s.spawn(move || {
+                    let size = probes.size_of(f, || {
+                        asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        files.clone()
+                    });
+                    let expected = remote_len(f);
+                    assert_eq!(size.unwrap(), Some(expected), "{}", f.name);
+                });
+            }
+        });
+        assert_eq!(remote.heads(), 40, "one HEAD per file");
+        assert!(siblings_asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+        for f in &files {
+            assert_eq!(probes.size_of(f, Vec::new).unwrap(), Some(remote_len(f)));
+        }
+        assert_eq!(remote.heads(), 40, "sizes are remembered");
+        assert!(probes.state.lock().is_empty(), "nothing left in flight");
+    }
+
+    /// The length of a file made by the test above: 100 plus the number in its name.
+    fn remote_len(f: &File) -> u64 {
+        100 + f.name[1..].parse::<u64>().unwrap()
+    }
+
+    #[test]
+    fn a_failed_head_is_reported_to_its_caller_and_asked_again_later() {
+        let remote = Arc::new(crate::fs::testing::Faulty::new(MemRemote::new()));
+        remote.inner.add_file(&Id::root(), "a", "txt", vec![1; 10]);
+        let files = remote.inner.list_folder_now(&Id::root()).files;
+        let probes = Probes::new(remote.clone(), Arc::new(SizeCache::disabled()));
+        remote.fail_next_heads(1);
+        let err = probes.size_of(&files[0], Vec::new).unwrap_err();
+        assert_eq!(err.errno(), libc::EIO);
+        assert_eq!(probes.size_of(&files[0], Vec::new).unwrap(), Some(10));
+        assert_eq!(remote.inner.heads(), 1, "asked again after the failure");
     }
 }

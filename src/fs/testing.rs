@@ -400,6 +400,8 @@ pub struct Faulty<R> {
     breaks: Mutex<(usize, u64)>,
     /// Downloads per file id, for assertions.
     pub downloads_by_id: Mutex<HashMap<Id, usize>>,
+    /// How many of the next HEADs fail (with a server error, before reaching `inner`).
+    head_failures: Mutex<usize>,
 }
 
 impl<R: Remote> Faulty<R> {
@@ -409,7 +411,12 @@ impl<R: Remote> Faulty<R> {
             list_errors: Mutex::new(Vec::new()),
             breaks: Mutex::new((0, 0)),
             downloads_by_id: Mutex::new(HashMap::new()),
+            head_failures: Mutex::new(0),
         }
+    }
+
+    pub fn fail_next_heads(&self, n: usize) {
+        *self.head_failures.lock() = n;
     }
 
     pub fn fail_next_list(&self, e: ApiError) {
@@ -462,6 +469,19 @@ impl<R: Remote> Remote for Faulty<R> {
     }
 
     fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
+        let fail = {
+            let mut left = self.head_failures.lock();
+            let fail = *left > 0;
+            *left = left.saturating_sub(1);
+            fail
+        };
+        if fail {
+            return Err(ApiError::Server {
+                context: format!("HEAD of file {}", file.id),
+                status: 503,
+                message: "Service Unavailable".into(),
+            });
+        }
         self.inner.content_length(file)
     }
 

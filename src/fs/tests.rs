@@ -43,13 +43,25 @@ fn library() -> (Arc<MemRemote>, Id) {
 }
 
 #[test]
-fn lookup_and_getattr_show_exact_sizes_and_configured_owner() {
+fn lookup_answers_at_once_and_getattr_learns_the_exact_size() {
     let (remote, _) = library();
     let fs = fs_over(remote.clone());
     let docs = fs.lookup(ROOT_INO, OsStr::new("Docs")).unwrap();
     assert_eq!(docs.attr.kind, Kind::Directory);
     assert_eq!(docs.attr.perm, 0o755);
-    let readme = fs.lookup(ROOT_INO, OsStr::new("readme.txt")).unwrap();
+    let listed = fs.lookup(ROOT_INO, OsStr::new("readme.txt")).unwrap();
+    assert_eq!(
+        listed.attr.size, 1024,
+        "the listing's rounded size, at once"
+    );
+    assert_eq!(
+        listed.ttl,
+        Duration::ZERO,
+        "which the kernel must ask again"
+    );
+    assert_eq!(remote.heads(), 0);
+
+    let readme = fs.getattr(listed.attr.ino).unwrap();
     assert_eq!(readme.attr.size, 6, "exact, not the rounded listing size");
     assert_eq!(readme.attr.blocks, 1);
     assert_eq!(
@@ -57,7 +69,10 @@ fn lookup_and_getattr_show_exact_sizes_and_configured_owner() {
         (1000, 1000, 0o644)
     );
     assert_eq!(readme.ttl, Duration::from_secs(1));
-    assert_eq!(fs.getattr(readme.attr.ino).unwrap().attr, readme.attr);
+    assert_eq!(remote.heads(), 1);
+    let again = fs.lookup(ROOT_INO, OsStr::new("readme.txt")).unwrap();
+    assert_eq!(again, readme, "a lookup keeps the learnt size");
+    assert_eq!(remote.heads(), 1);
     assert_eq!(remote.lists(), 1);
 
     let err = fs.lookup(ROOT_INO, OsStr::new("missing")).unwrap_err();
@@ -77,11 +92,21 @@ fn readdirplus_counts_lookups_and_names_collisions() {
         names[1].starts_with("report~") && names[1].ends_with(".pdf"),
         "{names:?}"
     );
-    assert_eq!(entries[0].2.size, 3000);
-    assert_eq!(entries[1].2.size, 10);
+    assert_eq!(
+        entries[0].2.size, 3072,
+        "rounded: the listing asks for no size"
+    );
+    assert_eq!(entries[1].2.size, 1024);
+    assert_eq!(remote.heads(), 0);
     for (_, ino, _) in &entries {
         assert_eq!(fs.inodes.lock().lookups(*ino), 1);
     }
+    assert_eq!(fs.getattr(entries[0].1).unwrap().attr.size, 3000);
+    assert_eq!(fs.getattr(entries[1].1).unwrap().attr.size, 10);
+    assert_eq!(remote.heads(), 2, "one HEAD per file, in one batch");
+    let sizes: Vec<u64> = list(&fs, docs, false).iter().map(|e| e.2.size).collect();
+    assert_eq!(sizes, [3000, 10], "and the next listing shows them");
+    assert_eq!(remote.heads(), 2);
     // Plain readdir hands out numbers without references.
     let again = list(&fs, docs, false);
     assert_eq!(again[0].1, entries[0].1, "one inode per remote id");
@@ -263,6 +288,7 @@ fn a_folder_and_a_file_of_the_same_id_get_their_own_inodes() {
 
     let dir = fs.lookup(ROOT_INO, OsStr::new("Photos")).unwrap().attr;
     let file = fs.lookup(ROOT_INO, OsStr::new("notes.txt")).unwrap().attr;
+    let file = fs.getattr(file.ino).unwrap().attr;
     assert_eq!((dir.ino, dir.kind), (listed[0].1, Kind::Directory));
     assert_eq!(
         (file.ino, file.kind, file.size),
@@ -291,14 +317,17 @@ fn a_file_without_a_length_is_probed_once_and_read_to_the_end_of_its_body() {
         entry.attr.size, 1024,
         "only the listing's rounded size is known"
     );
+    assert_eq!(entry.ttl, Duration::ZERO, "not asked for yet");
+    assert_eq!(remote.heads(), 0);
+    let ino = entry.attr.ino;
+    let probed = fs.getattr(ino).unwrap();
+    assert_eq!(remote.heads(), 1);
+    assert_eq!(probed.attr.size, 1024);
     assert_eq!(
-        entry.ttl,
+        probed.ttl,
         Duration::from_secs(1),
         "no point in asking again at once"
     );
-    assert_eq!(remote.heads(), 1);
-    let ino = entry.attr.ino;
-    fs.getattr(ino).unwrap();
     fs.lookup(ROOT_INO, OsStr::new("priv.txt")).unwrap();
     assert_eq!(
         remote.heads(),
