@@ -28,9 +28,9 @@ use parking_lot::{Condvar, Mutex};
 
 use super::error::FsError;
 use super::inode::{Node, RemoteFile};
-use super::names::{Candidate, assign_names};
+use super::names::{Candidate, assign_names, display_name, fold};
 use super::sizes::{self, SizeCache};
-use crate::api::{Id, Listing, Remote};
+use crate::api::{File, Id, Listing, Remote};
 
 /// One named entry of a listing.
 #[derive(Clone, Debug)]
@@ -41,7 +41,7 @@ pub struct DirEntry {
 }
 
 /// A folder's content as last fetched, with display names assigned.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DirListing {
     pub folder: Id,
     /// Folders first, then files, each in the server's order.
@@ -92,6 +92,29 @@ impl DirListing {
 
     pub fn find(&self, name: &str) -> Option<&DirEntry> {
         self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// Adds a file just stored in this folder under the name a fetch would give it, with
+    /// its exact size if known. False (nothing added) when the file is listed already or its
+    /// plain name is taken, folded as [`super::names`] compares names: only a fetch names
+    /// such a file.
+    pub fn add_file(&mut self, file: File, exact_size: Option<u64>) -> bool {
+        let name = display_name(&file.name, file.extension().as_deref(), "");
+        let folded = fold(&name);
+        if self
+            .entries
+            .iter()
+            .any(|e| e.id == file.id || fold(&e.name) == folded)
+        {
+            return false;
+        }
+        self.by_name.insert(name.clone(), self.entries.len());
+        self.entries.push(DirEntry {
+            name,
+            id: file.id.clone(),
+            node: Node::File(RemoteFile { file, exact_size }),
+        });
+        true
     }
 }
 
@@ -287,6 +310,28 @@ impl DirCache {
         let slot = self.slots.lock().peek(folder).cloned()?;
         let st = slot.state.lock();
         st.listing.clone()
+    }
+
+    /// Applies a change made through this mount to the cached listing of `folder` (fresh
+    /// or stale; its age is kept), so the next use needs no fetch. When `change` answers
+    /// false the listing is forgotten instead, as by [`DirCache::invalidate`]; so it is while
+    /// a fetch of the folder runs. Nothing happens while the folder is not cached.
+    pub fn amend(&self, folder: &Id, change: impl FnOnce(&mut DirListing) -> bool) {
+        let slot = self.slots.lock().peek(folder).cloned();
+        let Some(slot) = slot else { return };
+        let mut st = slot.state.lock();
+        if st.loading {
+            // The running fetch may not see the change; its result replaces the listing
+            // then, as after an invalidation.
+            st.listing = None;
+            return;
+        }
+        let Some(listing) = st.listing.as_mut() else {
+            return;
+        };
+        if !change(Arc::make_mut(listing)) {
+            st.listing = None;
+        }
     }
 
     /// Forgets the listing of `folder`, so the next use fetches it again (after a change).

@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 use super::staging::{Manifest, Staged, upload_name};
 use super::store::{self, Job};
 use super::{Handle, Pending, Slot};
-use crate::api::{File, Id};
+use crate::api::{File, Id, SizeHint};
 use crate::fs::config::DeleteMode;
 use crate::fs::dir::{self, DirEntry};
 use crate::fs::inode::{Ino, Key, LocalFile, Node, RemoteFile};
@@ -564,7 +564,9 @@ impl CloudifyFs {
     /// The inode of a settled slot takes the server's key and node.
     fn become_stored(&self, ino: Ino, st: &Pending, file: File) {
         let same_ext = file.extension() == extension_of_name(&st.manifest.name);
-        let exact = same_ext.then_some(st.size);
+        let exact = same_ext
+            .then(|| exact_stored_size(st.size, &file))
+            .flatten();
         let mut inodes = self.inodes.lock();
         let key = inodes.get(ino).map(|i| (i.parent, i.name.clone()));
         inodes.rekey(ino, Key::File(file.id.clone()));
@@ -615,8 +617,12 @@ impl CloudifyFs {
             }
         };
         let folder = job.folder.clone();
+        let sent_name = job.name.clone();
+        let replaced = job.replaces.is_some();
         let result = store::store(&*self.remote, staging, job);
-        self.forget_listing(&folder);
+        if result.is_err() {
+            self.forget_listing(&folder);
+        }
 
         let mut st = slot.state.lock();
         st.busy = false;
@@ -629,9 +635,14 @@ impl CloudifyFs {
                 st.noted = false;
                 staging.forget_manifest(&st.staged);
                 let obsolete = std::mem::take(&mut st.obsolete);
+                let exact = (file.extension() == extension_of_name(&sent_name))
+                    .then(|| exact_stored_size(st.size, &file))
+                    .flatten();
                 self.adopt_name(ino, &mut st, &file);
-                st.stored = Some(file);
+                st.stored = Some(file.clone());
                 drop(st);
+                let added = !replaced && obsolete.is_empty();
+                self.note_stored(&folder, file, exact, added);
                 for old in obsolete {
                     if let Err(e) = self.remove_remote_file(&old) {
                         log::warn!(
@@ -655,6 +666,26 @@ impl CloudifyFs {
                 st.error = Some(error.clone());
                 Err(error)
             }
+        }
+    }
+
+    /// After a store: the file the server answered goes into the cached listing of its
+    /// folder (`added`: a new name; an overwrite or a rename removed other files, and the
+    /// listing is fetched again instead), and its exact size into the size cache, so that
+    /// neither the next lookup nor `ls -l` asks the server again.
+    fn note_stored(&self, folder: &Id, file: File, exact: Option<u64>, added: bool) {
+        if let Some(n) = exact {
+            self.sizes.put_many(&[(&file, n)]);
+        }
+        let in_folder = file
+            .folder_id
+            .as_ref()
+            .is_some_and(|f| f == folder || (f.is_root() && folder.is_root()));
+        if added && in_folder {
+            self.dirs
+                .amend(folder, |listing| listing.add_file(file, exact));
+        } else {
+            self.forget_listing(folder);
         }
     }
 
@@ -1251,6 +1282,34 @@ impl CloudifyFs {
         let st = slot.state.lock();
         if !st.unlinked {
             super::recover::set_aside(staging, &st.staged, path, error);
+        }
+    }
+}
+
+/// The exact size of `file`, stored from `staged` bytes: a numeric size from the server, or
+/// the staged length when it agrees with the server's rounded size text (two decimals of
+/// the largest unit of 1024 that fits: half a unit of the last decimal, plus one byte of
+/// rounding). The server may re-encode what it stores (images); a length that does not
+/// agree leaves the size unknown (asked of the storage when needed). A file without a size
+/// (no known Cloudify answers so) is taken at its staged length: nothing contradicts it, and
+/// callers check that the server kept the extension.
+pub(crate) fn exact_stored_size(staged: u64, file: &File) -> Option<u64> {
+    let Some(size) = file.size else {
+        return Some(staged);
+    };
+    match size {
+        SizeHint::Exact(n) => Some(n),
+        SizeHint::Approx(shown) => {
+            let unit = |n: u64| {
+                let mut unit = 1u64;
+                while unit < 1 << 40 && n >= unit * 1024 {
+                    unit *= 1024;
+                }
+                unit
+            };
+            let unit = unit(staged).max(unit(shown));
+            let tolerance = unit.div_ceil(200) + 1;
+            (staged.abs_diff(shown) <= tolerance).then_some(staged)
         }
     }
 }

@@ -392,3 +392,42 @@ fn staged_files_of_an_earlier_mount_are_uploaded_at_start() {
     }
     assert_eq!(staged(), 0);
 }
+
+#[test]
+fn a_stored_size_is_exact_only_when_it_agrees_with_the_server() {
+    use super::ops::exact_stored_size;
+    use crate::api::model::parse_size;
+    use crate::api::{File, SizeHint};
+    let file = |size: Option<SizeHint>| File {
+        id: Id::new("1"),
+        name: "a".into(),
+        basename: Some("a.txt".into()),
+        url: None,
+        full_url: None,
+        indirect_url: None,
+        size,
+        mime_type: None,
+        folder_id: None,
+        created_at: None,
+        updated_at: None,
+    };
+    let text = |t: &str| file(parse_size(t).map(SizeHint::Approx));
+    assert_eq!(exact_stored_size(4096, &text("4,00 KB")), Some(4096));
+    assert_eq!(exact_stored_size(1234, &text("1,21 KB")), Some(1234));
+    assert_eq!(exact_stored_size(1000, &text("1.000,00 B")), Some(1000));
+    let mib = 1 << 20;
+    assert_eq!(
+        exact_stored_size(mib + 5000, &text("1,00 MB")),
+        Some(mib + 5000)
+    );
+    // Re-encoded by the server: unknown.
+    assert_eq!(exact_stored_size(4096, &text("3,50 KB")), None);
+    assert_eq!(exact_stored_size(mib + 20_000, &text("1,00 MB")), None);
+    // No size at all: nothing contradicts the staged length.
+    assert_eq!(exact_stored_size(4096, &file(None)), Some(4096));
+    // A numeric size is the server's exact count.
+    assert_eq!(
+        exact_stored_size(4096, &file(Some(SizeHint::Exact(4000)))),
+        Some(4000)
+    );
+}
