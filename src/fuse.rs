@@ -14,10 +14,11 @@ use std::time::SystemTime;
 
 use fuser::{
     BackgroundSession, Config, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
-    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    SessionACL, TimeOrNow, WriteFlags,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner,
+    MountOption, OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL,
+    TimeOrNow, WriteFlags,
 };
 
 use crate::api::Remote;
@@ -512,6 +513,43 @@ impl Filesystem for FuseFs {
             "copy_file_range {} -> {}: not offered, the kernel copies by read and write",
             self.fs.path_of(ino_in.0),
             self.fs.path_of(ino_out.0)
+        );
+        reply.error(Errno::ENOSYS);
+    }
+
+    /// No ioctl applies to a file here: ENOTTY is what a regular file answers, and what
+    /// `isatty` (Python's `open`, sed and others ask TCGETS) expects. The kernel asks again
+    /// for every call whatever the answer, so it is logged at debug only.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        log::debug!("ioctl {} cmd {cmd:#x}: ENOTTY", self.fs.path_of(ino.0));
+        reply.error(Errno::ENOTTY);
+    }
+
+    /// Not offered: ENOSYS makes the kernel stop asking for the rest of the mount and report
+    /// every file as always ready for reading and writing, as a local file is.
+    fn poll(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _ph: PollNotifier,
+        _events: PollEvents,
+        _flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        log::debug!(
+            "poll {}: not offered, files are always ready",
+            self.fs.path_of(ino.0)
         );
         reply.error(Errno::ENOSYS);
     }

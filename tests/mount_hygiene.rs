@@ -1,6 +1,7 @@
 //! What a user sees around a mount rather than in it: how /proc/mounts names it, the
 //! permissions of the cache folder it creates, and a log free of alarming lines for things
-//! that work (an outside unmount, `mv` of a folder, `cp` inside the mount).
+//! that work (an outside unmount, `mv` of a folder, `cp` inside the mount, Python and sed
+//! reading a file).
 
 mod common;
 
@@ -92,6 +93,21 @@ fn expected_refusals_and_an_outside_unmount_log_no_warning() {
         std::fs::read(root.join("Moved/inside.txt")).unwrap(),
         b"inside\n"
     );
+    // Python's open() asks whether the file is a terminal (ioctl TCGETS); sed reads a line.
+    let file = root.join("a.txt");
+    let python = Command::new("python3")
+        .args(["-c", "import sys; print(open(sys.argv[1]).read(), end='')"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(python.stdout, b"alpha\n", "{python:?}");
+    let sed = Command::new("sed")
+        .arg("-n")
+        .arg("1p")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(sed.stdout, b"alpha\n", "{sed:?}");
 
     let status = mount.unmount();
     assert!(status.success());
