@@ -60,8 +60,12 @@ struct MountArgs {
     /// The Cloudify site (https://media.example.com) or its API base (.../api/v1).
     url: String,
 
-    /// An existing, empty directory to mount on.
+    /// An existing, empty directory to mount on (see --allow-non-empty).
     mountpoint: PathBuf,
+
+    /// Mount even if MOUNTPOINT holds files: they are hidden, not removed, until unmount.
+    #[arg(long)]
+    allow_non_empty: bool,
 
     /// Refuse every change (writes, deletes, mkdir, rename) with EROFS.
     #[arg(long, help_heading = "Access")]
@@ -193,7 +197,7 @@ struct MountArgs {
     /// umask=OCTAL, dir_cache_time=DUR, attr_timeout=DUR, cache_dir=DIR, inode_cache=N,
     /// timeout=DUR, retries=N, rate_limit=N, server_timezone=ZONE, max_threads=N,
     /// delete_mode=trash|permanent, write_back=DUR, allowed_extensions=EXT:EXT:...,
-    /// api_key_file=PATH, log_file=PATH, debug,
+    /// api_key_file=PATH, log_file=PATH, debug, allow_non_empty (or nonempty),
     /// daemon, foreground. Generic ones (rw, defaults, _netdev, nofail, noauto, auto, user,
     /// users, x-systemd.*, ...) are ignored.
     #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append,
@@ -306,6 +310,8 @@ pub struct MountRequest {
     pub log: LogSettings,
     /// `--api-key-file`; `None` reads `CLOUDIFY_API_KEY`.
     pub api_key_file: Option<PathBuf>,
+    /// Mount over a folder that holds files (hiding them until unmount).
+    pub allow_non_empty: bool,
     /// Return once the mount is ready and serve it in the background.
     pub daemon: bool,
     /// mount(8)'s `-f`: check everything, mount nothing.
@@ -412,6 +418,7 @@ fn build_request(
             file: args.log_file,
         },
         api_key_file: args.api_key_file,
+        allow_non_empty: args.allow_non_empty,
         daemon: if helper {
             !args.foreground
         } else {
@@ -565,6 +572,8 @@ fn apply_option(args: &mut MountArgs, option: &str) -> Result<(), OptionError> {
     match name.as_str() {
         "ro" | "read_only" => flag(&mut args.read_only)?,
         "allow_other" => flag(&mut args.allow_other)?,
+        // `nonempty` is the name fuse2's mount option had in fstab lines.
+        "allow_non_empty" | "nonempty" => flag(&mut args.allow_non_empty)?,
         "daemon" => flag(&mut args.daemon)?,
         "foreground" => flag(&mut args.foreground)?,
         "debug" => match value {
@@ -805,6 +814,7 @@ mod tests {
         assert_eq!(r.mount.mountpoint, PathBuf::from("/mnt/m"));
         assert_eq!(r.mount.fs_name, "https://media.example.com");
         assert!(!r.daemon);
+        assert!(!r.allow_non_empty);
         assert!(
             r.fs.cache_dir
                 .ends_with(Path::new("cloudify-fs").join(hex::encode(
@@ -914,6 +924,15 @@ mod tests {
         ]));
         assert!(!r.fs.read_only);
         assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_non_empty_mountpoint_is_allowed_by_flag_or_either_o_name() {
+        assert!(parse_ok(&with(&["--allow-non-empty"])).allow_non_empty);
+        for name in ["nonempty", "allow_non_empty", "allow-non-empty"] {
+            assert!(parse_ok(&with(&["-o", name])).allow_non_empty, "{name}");
+        }
+        assert!(parse_err(&with(&["-o", "nonempty=1"])).contains("takes no value"));
     }
 
     #[test]

@@ -102,6 +102,9 @@ fn prepare(
 ) -> Result<ApiKey, String> {
     let key = cli::read_api_key(request.api_key_file.as_deref(), env_key)?;
     request.mount.mountpoint = check_mountpoint(&request.mount.mountpoint)?;
+    if !request.allow_non_empty {
+        check_empty(&request.mount.mountpoint)?;
+    }
     request.fs.cache_dir = std::path::absolute(&request.fs.cache_dir)
         .map_err(|e| format!("cache folder {}: {e}", request.fs.cache_dir.display()))?;
     Ok(key)
@@ -138,6 +141,25 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
         ));
     }
     Ok(canonical)
+}
+
+/// A mount hides what its mountpoint holds until it ends, which looks like lost files: an
+/// occupied folder needs `--allow-non-empty`, as with sshfs and rclone.
+fn check_empty(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let mut entries =
+        std::fs::read_dir(path).map_err(|e| format!("cannot read mountpoint {shown}: {e}"))?;
+    let Some(entry) = entries.next() else {
+        return Ok(());
+    };
+    let example = match entry {
+        Ok(entry) => format!(" (it holds {:?})", entry.file_name()),
+        Err(_) => String::new(),
+    };
+    Err(format!(
+        "mountpoint {shown} is not empty{example}: the mount would hide its files until \
+         unmount. Use an empty folder, or pass --allow-non-empty (-o nonempty) to mount over it"
+    ))
 }
 
 /// Whether something is mounted at `path`, per /proc/self/mountinfo (field 5, with octal

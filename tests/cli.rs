@@ -50,6 +50,7 @@ fn help_lists_every_option_under_its_heading() {
         "--debug",
         "-v",
         "--log-file",
+        "--allow-non-empty",
         "-o <OPTIONS>",
         "CLOUDIFY_API_KEY",
     ] {
@@ -162,6 +163,51 @@ fn mountpoint_must_be_an_existing_directory() {
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{stderr}");
+    }
+}
+
+/// Runs `cloudify-fs mount <closed port> MOUNTPOINT ARGS`; returns the exit code and stderr.
+fn mount_on(mountpoint: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(fs_bin())
+        .arg("mount")
+        .arg(closed_port_url())
+        .arg(mountpoint)
+        .args(args)
+        .env("CLOUDIFY_API_KEY", common::TEST_KEY)
+        .output()
+        .expect("run cloudify-fs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn a_non_empty_mountpoint_is_refused_before_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".hidden"), "x").unwrap();
+    let (code, stderr) = mount_on(dir.path(), &["--retries=0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert!(stderr.contains(".hidden"), "{stderr}");
+    assert!(stderr.contains("--allow-non-empty"), "{stderr}");
+    assert!(
+        !stderr.contains("unreachable"),
+        "checked before the server: {stderr}"
+    );
+}
+
+#[test]
+fn allow_non_empty_and_o_nonempty_pass_the_mountpoint_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("local.txt"), "x").unwrap();
+    for args in [
+        &["--allow-non-empty", "--retries=0"][..],
+        &["-o", "nonempty,retries=0"][..],
+        &["-o", "allow_non_empty", "--retries=0"][..],
+    ] {
+        let (code, stderr) = mount_on(dir.path(), args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        // The next check, the server's, is reached.
+        assert!(stderr.contains("unreachable"), "{args:?}: {stderr}");
     }
 }
 

@@ -141,6 +141,33 @@ fn refused_mount_on(server: &TestServer, mountpoint: &std::path::Path) -> (Optio
 }
 
 #[test]
+fn allow_non_empty_mounts_over_files_and_gives_them_back_at_unmount() {
+    let server = TestServer::default_server();
+    server.client().put_file(None, "remote.txt", b"remote\n");
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    std::fs::write(mountpoint.join("local.txt"), "local\n").unwrap();
+
+    let (code, stderr) = refused_mount_on(&server, &mountpoint);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not empty"), "{stderr}");
+
+    let mut mount = MountCommand::new(&server.origin)
+        .at(&mountpoint)
+        .args(&["--allow-non-empty"])
+        .mount();
+    assert!(mountpoint.join("remote.txt").is_file());
+    assert!(
+        !mountpoint.join("local.txt").exists(),
+        "hidden while mounted"
+    );
+    assert!(mount.unmount().success(), "{}", mount.log());
+    let local = std::fs::read_to_string(mountpoint.join("local.txt")).unwrap();
+    assert_eq!(local, "local\n");
+}
+
+#[test]
 fn mounting_on_a_live_mount_is_refused() {
     let server = TestServer::default_server();
     let mount = MountGuard::mount(&server, &[]);
