@@ -226,8 +226,7 @@ fn a_frozen_then_dead_server_gives_eio_in_bounded_time_and_the_mount_recovers() 
     };
     assert_eq!(names(&root).unwrap(), ["Cached", "Later", "Scratch"]);
     assert_eq!(names(&root.join("Cached")).unwrap(), ["c1.txt"]);
-    // Changes go to a folder of their own: a failed change forgets its folder's listing
-    // (see the README's "Under faults"), which would leave nothing stale to show.
+    // Changes go to a folder of their own, which must stay listable after they failed.
     assert!(names(&root.join("Scratch")).unwrap().is_empty());
 
     // One API call gives up after (retries + 1) timeouts and the backoff between them; an
@@ -262,6 +261,12 @@ fn a_frozen_then_dead_server_gives_eio_in_bounded_time_and_the_mount_recovers() 
         let r = root.clone();
         let (result, took) = timed("mkdir", move || std::fs::create_dir(r.join("Scratch/Made")));
         expect_eio(&format!("{phase}: mkdir"), result, took);
+        let r = root.clone();
+        let (listed, took) = timed("ls of the folder the failed changes were in", move || {
+            names(&r.join("Scratch"))
+        });
+        eprintln!("{phase}: ls Scratch: {listed:?} after {took:?}");
+        listed.unwrap_or_else(|e| panic!("{phase}: ls Scratch after failed changes: {e}"));
 
         let r = root.clone();
         let (listed, took) = timed("ls of a cached folder", move || names(&r.join("Cached")));

@@ -135,6 +135,9 @@ struct SlotState {
     generation: u64,
     /// The error of the fetch that finished as `generation`.
     error: Option<(u64, FsError)>,
+    /// The listing may be out of date (see [`DirCache::expire`]): fetch it again at the next
+    /// use, but keep it to serve while the server cannot be reached.
+    expired: bool,
 }
 
 #[derive(Default)]
@@ -164,6 +167,8 @@ pub struct DirCache {
 struct LoadingGuard<'a> {
     slot: &'a Slot,
     result: Option<Result<Arc<DirListing>, FsError>>,
+    /// The result is a new fetch, not the stale listing served after a failed one.
+    fresh: bool,
 }
 
 impl Drop for LoadingGuard<'_> {
@@ -176,6 +181,7 @@ impl Drop for LoadingGuard<'_> {
             Some(Ok(listing)) => {
                 st.listing = Some(listing);
                 st.error = None;
+                st.expired &= !self.fresh;
             }
             Some(Err(e)) => st.error = Some((generation, e)),
             None => {
@@ -250,6 +256,7 @@ impl DirCache {
         let mut st = slot.state.lock();
         loop {
             if let Some(listing) = &st.listing
+                && !st.expired
                 && listing.fetched.elapsed() < self.ttl
             {
                 return Ok(listing.clone());
@@ -278,9 +285,13 @@ impl DirCache {
         let mut guard = LoadingGuard {
             slot: &slot,
             result: None,
+            fresh: false,
         };
         let result = match fetch() {
-            Ok(listing) => Ok(Arc::new(listing)),
+            Ok(listing) => {
+                guard.fresh = true;
+                Ok(Arc::new(listing))
+            }
             Err(e) => Self::stale_instead(&slot, folder, e),
         };
         guard.result = Some(result.clone());
@@ -331,6 +342,17 @@ impl DirCache {
         };
         if !change(Arc::make_mut(listing)) {
             st.listing = None;
+        }
+    }
+
+    /// Marks the listing of `folder` as possibly out of date: the next use fetches it again,
+    /// but while that fetch fails for a reason that may pass (server down, throttled) the
+    /// old listing is still served. For changes that may or may not have reached the server,
+    /// such as an upload that failed.
+    pub fn expire(&self, folder: &Id) {
+        let slot = self.slots.lock().peek(folder).cloned();
+        if let Some(slot) = slot {
+            slot.state.lock().expired = true;
         }
     }
 
@@ -495,6 +517,33 @@ mod tests {
             libc::EIO,
             "nothing stale to serve after a local change"
         );
+    }
+
+    #[test]
+    fn an_expired_listing_is_fetched_again_but_served_while_the_server_is_down() {
+        let remote = crate::fs::testing::Faulty::new(MemRemote::new());
+        remote.inner.add_file(&Id::root(), "a", "txt", vec![1; 10]);
+        let cache = DirCache::new(Duration::from_secs(3600));
+        let sizes = SizeCache::disabled();
+        let get = || cache.get(&Id::root(), || fetch(&remote, &sizes, &Id::root()));
+        assert_eq!(get().unwrap().entries.len(), 1);
+
+        cache.expire(&Id::root());
+        remote.fail_next_list(crate::api::ApiError::Network {
+            context: "GET /media/folders".into(),
+            message: "connection refused".into(),
+        });
+        let stale = get().expect("the server being down serves the expired listing");
+        assert_eq!(stale.entries[0].name, "a.txt");
+
+        remote.inner.add_file(&Id::root(), "b", "txt", vec![2; 10]);
+        assert_eq!(
+            get().unwrap().entries.len(),
+            2,
+            "still expired: the next use fetches again"
+        );
+        remote.inner.add_file(&Id::root(), "c", "txt", vec![3; 10]);
+        assert_eq!(get().unwrap().entries.len(), 2, "fresh again after a fetch");
     }
 
     #[test]

@@ -621,7 +621,10 @@ impl CloudifyFs {
         let replaced = job.replaces.is_some();
         let result = store::store(&*self.remote, staging, job);
         if result.is_err() {
-            self.forget_listing(&folder);
+            // The upload may have been stored (an answer lost), or an overwrite may have
+            // put the old file back under a new id: fetch the folder again, but while the
+            // server is unreachable keep showing what was there rather than failing `ls`.
+            self.dirs.expire(&folder);
         }
 
         let mut st = slot.state.lock();
