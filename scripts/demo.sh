@@ -5,7 +5,8 @@
 # cloudify-fs and cloudify-server in release mode, starts cloudify-server on 127.0.0.1 with a
 # small library of real media files, and mounts it at ./mnt. Ctrl-C unmounts and stops the
 # server. Everything the demo keeps lives in .demo/ (data folder, key, logs); the library
-# survives between runs, so changes made through the mount are still there next time.
+# survives between runs, so changes made through the mount are still there next time, and
+# the previous run's logs are kept as mount.log.1 and server.log.1.
 #
 #   scripts/demo.sh            mount and wait for Ctrl-C
 #   scripts/demo.sh --check    on a fresh library of its own (.demo/check): mount, list, read
@@ -107,9 +108,9 @@ fi
 
 # --- 2. Build ------------------------------------------------------------------------------
 
-say "building (cargo build --release; the first build takes a few minutes)"
+say "building (cargo build --release; the first build takes about 5-10 minutes on 2 cores)"
 build_started=$(now)
-build=(cargo build --release --bins --quiet)
+build=(cargo build --release --bins)
 invoker=""
 if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
     invoker=$SUDO_USER
@@ -214,6 +215,13 @@ fi
 chmod 600 "$KEY_FILE"
 
 # --- 5. Server, mount, and their clean end ---------------------------------------------------
+
+# Keeps the previous run's log as LOG.1, so a problem seen last time can still be read.
+rotate_log() {
+    [ ! -s "$1" ] || mv -f "$1" "$1.1"
+}
+rotate_log "$RUN/server.log"
+rotate_log "$RUN/mount.log"
 
 server_pid=""
 mount_pid=""
@@ -376,11 +384,13 @@ cat <<EOF
     cp /etc/os-release mnt/Documents/os-release.txt   copy a file in (uploaded at close)
     rm mnt/Documents/os-release.txt    delete it (for good: this demo mounts with
                                        --delete-mode permanent; the default is Cloudify's trash)
-    mkdir mnt/Videos                   make a folder (names: letters, digits, space, - and _)
+    mkdir -p mnt/Videos                make a folder (names: letters, digits, space, - and _)
+    rmdir mnt/Videos                   and remove it again
 
   Cloudify stores only known types (images, PDF, office files, audio, video, .txt, .csv,
   ...) and no empty files: cp of anything else fails with "Operation not permitted".
-  The mount's log is .demo/mount.log; the server's request log is .demo/server.log.
+  The mount's log is .demo/mount.log; the server's request log is .demo/server.log (the
+  previous run's: mount.log.1, server.log.1).
   Key: .demo/key (for curl: -H "X-API-KEY: \$(cat .demo/key)" -H "Accept: application/json"
   $url/api/v1/media/folders).
 
