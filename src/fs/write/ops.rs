@@ -1337,8 +1337,8 @@ fn keep_empty(st: &mut Pending) {
     }
     if st.replaces.is_none() {
         log::info!(
-            "{}: empty, kept local (the server refuses empty files); it stays visible until \
-             it gets content or the mount ends",
+            "{}: empty so far, kept in the mount until it has content (Cloudify refuses empty \
+             files; if it is still empty when the mount ends, it is not stored)",
             st.manifest.path
         );
     } else {
