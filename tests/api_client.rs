@@ -837,6 +837,71 @@ fn upload_is_repeated_when_the_server_did_not_process_it() {
     );
 }
 
+/// The bytes of the `file` part of a multipart body, up to the next boundary.
+fn file_part(body: &[u8]) -> &[u8] {
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let header = find(body, b"name=\"file\"").expect("file part");
+    let start = header + find(&body[header..], b"\r\n\r\n").expect("part head") + 4;
+    let boundary = format!("\r\n--{}", multipart_boundary(body));
+    let end = start + find(&body[start..], boundary.as_bytes()).expect("part end");
+    &body[start..end]
+}
+
+fn multipart_boundary(body: &[u8]) -> String {
+    let first = body.split(|&b| b == b'\r').next().expect("first line");
+    String::from_utf8_lossy(&first[2..]).into_owned()
+}
+
+#[test]
+fn uploads_from_several_threads_at_once_send_each_file_whole() {
+    let server = Scripted::start(|_| Reply::ok(json!({"id": "n1", "name": "a"})));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = server.client();
+    // Several chunks and a partial one, different bytes in each file.
+    let len = 5 * 1024 * 1024 / 2 + 123;
+    let contents: Vec<Vec<u8>> = (0..4u8)
+        .map(|n| {
+            (0..len)
+                .map(|i| (i % 251) as u8 ^ n.wrapping_mul(77))
+                .collect()
+        })
+        .collect();
+    thread::scope(|scope| {
+        for (n, content) in contents.iter().enumerate() {
+            let path = dir.path().join(format!("staged-{n}"));
+            std::fs::write(&path, content).expect("write");
+            let client = client.clone();
+            scope.spawn(move || {
+                client
+                    .upload_file(&Id::new(format!("d{n}")), "big.bin", &path)
+                    .expect("upload")
+            });
+        }
+    });
+    let seen = server.seen();
+    assert_eq!(seen.len(), 4);
+    for request in &seen {
+        assert_eq!(request.header("x-api-key"), Some(KEY));
+        assert_eq!(request.header("accept"), Some("application/json"));
+        assert!(
+            request.header("content-length").is_some(),
+            "{:?}",
+            request.headers
+        );
+        let body = String::from_utf8_lossy(&request.body[..300]);
+        let n: usize = body
+            .split("name=\"folder_id\"\r\n\r\nd")
+            .nth(1)
+            .and_then(|rest| rest.get(..1))
+            .and_then(|digit| digit.parse().ok())
+            .expect("folder id");
+        assert!(
+            file_part(&request.body) == contents[n].as_slice(),
+            "file {n}"
+        );
+    }
+}
+
 #[test]
 fn upload_of_a_missing_local_file_is_a_local_error() {
     let server = Scripted::start(|_| Reply::ok(json!({})));

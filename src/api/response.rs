@@ -70,7 +70,7 @@ pub(super) fn send_failure<T>(error: reqwest::Error, context: &str, safety: Safe
 
 /// A call whose answer did not arrive whole, by the rule of [`send_failure`]; `connect` when
 /// nothing reached the server.
-fn network_failure<T>(
+pub(super) fn network_failure<T>(
     mut message: String,
     connect: bool,
     context: &str,
@@ -93,7 +93,11 @@ fn network_failure<T>(
 }
 
 pub(super) fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    retry_after_in(response.headers())
+}
+
+fn retry_after_in(headers: &header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(value, SystemTime::now())
 }
 
@@ -136,13 +140,7 @@ fn api_body<T>(
     let declared = response.content_length();
     match read_capped(&mut response, declared, MAX_API_BODY) {
         Ok(Some(body)) => Ok(body),
-        Ok(None) => Err(Attempt::Fail(protocol(
-            context.to_string(),
-            format!(
-                "the answer is larger than {} MiB, more than any Cloudify answer; not read",
-                MAX_API_BODY >> 20
-            ),
-        ))),
+        Ok(None) => Err(too_large_answer(context)),
         Err(e) => {
             let message = match e.get_ref().and_then(|e| e.downcast_ref::<reqwest::Error>()) {
                 Some(e) => describe(e),
@@ -151,6 +149,43 @@ fn api_body<T>(
             Err(network_failure(message, false, context, safety))
         }
     }
+}
+
+/// [`api_body`] for an answer of reqwest's async client.
+pub(super) async fn api_body_async<T>(
+    mut response: reqwest::Response,
+    context: &str,
+    safety: Safety,
+) -> Result<Vec<u8>, Attempt<T>> {
+    if response.content_length().is_some_and(|n| n > MAX_API_BODY) {
+        return Err(too_large_answer(context));
+    }
+    let mut out = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                out.extend_from_slice(&chunk);
+                if out.len() as u64 > MAX_API_BODY {
+                    return Err(too_large_answer(context));
+                }
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                let message = describe(&e.without_url());
+                return Err(network_failure(message, false, context, safety));
+            }
+        }
+    }
+}
+
+fn too_large_answer<T>(context: &str) -> Attempt<T> {
+    Attempt::Fail(protocol(
+        context.to_string(),
+        format!(
+            "the answer is larger than {} MiB, more than any Cloudify answer; not read",
+            MAX_API_BODY >> 20
+        ),
+    ))
 }
 
 /// Longest text taken from a server's answer into an error, in bytes.
@@ -206,37 +241,75 @@ pub(super) fn api_answer(
     safety: Safety,
     key: &str,
 ) -> Attempt<Envelope> {
-    let status = response.status();
-    let after = retry_after(&response);
-    log::debug!("{context} -> {status}");
-    let err = |make: fn(String, String) -> ApiError, message: String| {
-        Attempt::Fail(make(context.to_string(), message))
+    let head = match answer_head(response.status(), response.headers(), context, key) {
+        Ok(head) => head,
+        Err(outcome) => return outcome,
     };
+    match api_body(response, context, safety) {
+        Ok(body) => answer_body(head, &body, context, safety, key),
+        Err(outcome) => outcome,
+    }
+}
 
+/// What an API answer's status and headers tell before its body is read.
+pub(super) struct AnswerHead {
+    status: StatusCode,
+    after: Option<Duration>,
+    content_type: String,
+}
+
+/// The first half of [`api_answer`], shared with uploads sent by the async client: a
+/// redirect or a 429 is decided here, without reading the body; anything else needs the
+/// body, given to [`answer_body`] with the head returned.
+pub(super) fn answer_head<T>(
+    status: StatusCode,
+    headers: &header::HeaderMap,
+    context: &str,
+    key: &str,
+) -> Result<AnswerHead, Attempt<T>> {
+    let after = retry_after_in(headers);
+    log::debug!("{context} -> {status}");
     if status.is_redirection() {
-        return err(
-            protocol,
+        return Err(Attempt::Fail(protocol(
+            context.to_string(),
             format!(
                 "the server redirected (HTTP {status}): the Accept header was lost on the way or \
              the URL is not the Cloudify API base"
             ),
-        );
+        )));
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
         let error = ApiError::RateLimited {
             context: context.to_string(),
         };
-        return Attempt::Retry { error, after };
+        return Err(Attempt::Retry { error, after });
     }
-
-    let content_type = response
-        .headers()
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| "no content type".to_string(), |t| server_text(t, key));
-    let body = match api_body(response, context, safety) {
-        Ok(body) => body,
-        Err(outcome) => return outcome,
+    Ok(AnswerHead {
+        status,
+        after,
+        content_type,
+    })
+}
+
+/// The second half of [`api_answer`]: the answer's body read whole.
+pub(super) fn answer_body(
+    head: AnswerHead,
+    body: &[u8],
+    context: &str,
+    safety: Safety,
+    key: &str,
+) -> Attempt<Envelope> {
+    let AnswerHead {
+        status,
+        after,
+        content_type,
+    } = head;
+    let err = |make: fn(String, String) -> ApiError, message: String| {
+        Attempt::Fail(make(context.to_string(), message))
     };
 
     // 408: the server or a proxy gave up waiting for the request; as passing as a 5xx.
@@ -244,7 +317,7 @@ pub(super) fn api_answer(
         let error = ApiError::Server {
             context: context.to_string(),
             status: status.as_u16(),
-            message: error_message(&body, status, key),
+            message: error_message(body, status, key),
         };
         // 503 is what Laravel's maintenance mode and overloaded proxies answer before the
         // application ran, and 408 comes before the request was whole, so even a create may
@@ -259,14 +332,14 @@ pub(super) fn api_answer(
         return Attempt::Fail(error);
     }
     if !status.is_success() {
-        return client_error(status, error_message(&body, status, key), context);
+        return client_error(status, error_message(body, status, key), context);
     }
 
     if status == StatusCode::NO_CONTENT || body.trim_ascii().is_empty() {
         // Not Cloudify's habit, but a bodiless success of a DELETE means what it says.
         return Attempt::Done(Envelope::default());
     }
-    let Some(envelope) = serde_json::from_slice::<Value>(&body)
+    let Some(envelope) = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(Envelope::from_json)
     else {
