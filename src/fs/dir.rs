@@ -138,6 +138,12 @@ struct SlotState {
     /// The listing may be out of date (see [`DirCache::expire`]): fetch it again at the next
     /// use, but keep it to serve while the server cannot be reached.
     expired: bool,
+    /// Counts changes made through this mount ([`DirCache::invalidate`], `expire`, `amend`
+    /// during a fetch). A fetch that was running when one happened may have read the folder
+    /// before it, so its result is not trusted as fresh.
+    version: u64,
+    /// `version` when the running (or last) fetch started.
+    fetch_version: u64,
 }
 
 #[derive(Default)]
@@ -181,7 +187,8 @@ impl Drop for LoadingGuard<'_> {
             Some(Ok(listing)) => {
                 st.listing = Some(listing);
                 st.error = None;
-                st.expired &= !self.fresh;
+                let changed_meanwhile = st.version != st.fetch_version;
+                st.expired = changed_meanwhile || (st.expired && !self.fresh);
             }
             Some(Err(e)) => st.error = Some((generation, e)),
             None => {
@@ -265,8 +272,14 @@ impl DirCache {
                 break;
             }
             let waited_for = st.generation + 1;
+            let joined_version = st.fetch_version;
             while st.loading && st.generation < waited_for {
                 slot.ready.wait(&mut st);
+            }
+            if st.version != joined_version {
+                // The folder changed through this mount after that fetch started: its
+                // result may predate the change, so look again (and fetch anew).
+                continue;
             }
             if let Some((generation, e)) = &st.error
                 && *generation == waited_for
@@ -280,6 +293,7 @@ impl DirCache {
             }
         }
         st.loading = true;
+        st.fetch_version = st.version;
         drop(st);
 
         let mut guard = LoadingGuard {
@@ -332,9 +346,10 @@ impl DirCache {
         let Some(slot) = slot else { return };
         let mut st = slot.state.lock();
         if st.loading {
-            // The running fetch may not see the change; its result replaces the listing
-            // then, as after an invalidation.
+            // The running fetch may not see the change: its result is installed as out of
+            // date, so the next use fetches again.
             st.listing = None;
+            st.version += 1;
             return;
         }
         let Some(listing) = st.listing.as_mut() else {
@@ -352,7 +367,9 @@ impl DirCache {
     pub fn expire(&self, folder: &Id) {
         let slot = self.slots.lock().peek(folder).cloned();
         if let Some(slot) = slot {
-            slot.state.lock().expired = true;
+            let mut st = slot.state.lock();
+            st.expired = true;
+            st.version += 1;
         }
     }
 
@@ -360,7 +377,9 @@ impl DirCache {
     pub fn invalidate(&self, folder: &Id) {
         let slot = self.slots.lock().peek(folder).cloned();
         if let Some(slot) = slot {
-            slot.state.lock().listing = None;
+            let mut st = slot.state.lock();
+            st.listing = None;
+            st.version += 1;
         }
     }
 }
@@ -393,6 +412,51 @@ mod tests {
         }
         assert_eq!(remote.lists(), 1);
         assert_eq!(remote.heads(), 0, "a listing asks for no size");
+    }
+
+    #[test]
+    fn a_fetch_that_was_running_when_the_folder_changed_is_not_trusted() {
+        let remote = Arc::new(MemRemote::new());
+        let gone = remote.add_file(&Id::root(), "gone", "txt", vec![1; 3]);
+        let cache = Arc::new(DirCache::new(Duration::from_secs(3600)));
+        let sizes = Arc::new(SizeCache::disabled());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+
+        // A fetch reads the folder while "gone.txt" is still there, then is held.
+        let slow = {
+            let (remote, cache, sizes) = (remote.clone(), cache.clone(), sizes.clone());
+            std::thread::spawn(move || {
+                cache.get(&Id::root(), || {
+                    let listing = fetch(&*remote, &sizes, &Id::root());
+                    started_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    listing
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        // Meanwhile the file is removed through the mount, which invalidates the folder.
+        crate::api::Remote::delete_file(&*remote, &gone).unwrap();
+        cache.invalidate(&Id::root());
+        // A user arriving now must not get the held fetch's result.
+        let fresh_user = {
+            let (remote, cache, sizes) = (remote.clone(), cache.clone(), sizes.clone());
+            std::thread::spawn(move || {
+                cache.get(&Id::root(), || fetch(&*remote, &sizes, &Id::root()))
+            })
+        };
+        go_tx.send(()).unwrap();
+        assert_eq!(slow.join().unwrap().unwrap().entries.len(), 1);
+        let seen = fresh_user.join().unwrap().unwrap();
+        assert!(seen.entries.is_empty(), "a listing from before the removal");
+        let later = cache
+            .get(&Id::root(), || fetch(&*remote, &sizes, &Id::root()))
+            .unwrap();
+        assert!(
+            later.entries.is_empty(),
+            "the pre-removal listing was kept as fresh"
+        );
     }
 
     #[test]
