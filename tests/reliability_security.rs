@@ -56,7 +56,7 @@ fn run(cmd: &mut Command) -> std::process::Output {
 fn the_key_is_never_in_the_trace_log_ps_the_cache_or_error_messages() {
     let server = TestServer::default_server();
     let mut mount = MountCommand::new(&server.origin)
-        .args(&["-vv", "--write-back", "0s"])
+        .args(&["-vv", "--write-back", "0s", "--dir-cache-time", "1s"])
         .env("RUST_LOG", "trace")
         .mount();
     let root = mount.path().to_path_buf();
