@@ -196,9 +196,6 @@ impl Worker {
 type Running = Arc<Vec<Mutex<Option<(Instant, &'static str)>>>>;
 
 #[test]
-#[ignore = "known race: about one run in four, a file renamed or removed right after its close \
-            (before the kernel's asynchronous RELEASE) is still listed afterwards; run with \
-            --ignored while it is being fixed"]
 fn eight_threads_of_mixed_work_under_faults() {
     let long = std::env::var("CLOUDIFY_LONG_TESTS").as_deref() == Ok("1");
     let run_for = Duration::from_secs(if long { 180 } else { 30 });

@@ -101,6 +101,8 @@ impl Slot {
 pub struct Handle {
     pub ino: Ino,
     pub writable: bool,
+    /// Written through since its last close (`flush`): the program is still writing.
+    pub wrote: bool,
 }
 
 /// Called with (parent, name) to drop the kernel's cached entry of a name.
@@ -175,6 +177,23 @@ impl WriteState {
 
     pub fn handle(&self, fh: u64) -> Option<Handle> {
         self.handles.lock().get(&fh).copied()
+    }
+
+    /// Records whether handle `fh` was written through since its last close.
+    pub fn set_wrote(&self, fh: u64, wrote: bool) {
+        if let Some(h) = self.handles.lock().get_mut(&fh) {
+            h.wrote = wrote;
+        }
+    }
+
+    /// Whether a program is still writing `ino`: a handle of it was written through and not
+    /// closed since. A handle closed by its program but not released yet (the kernel sends
+    /// RELEASE after close(2) returned) is not writing.
+    pub fn being_written(&self, ino: Ino) -> bool {
+        self.handles
+            .lock()
+            .values()
+            .any(|h| h.ino == ino && h.wrote)
     }
 
     /// Overrides the times of `attr` with those a program set.

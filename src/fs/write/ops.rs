@@ -213,10 +213,14 @@ impl CloudifyFs {
         let fh = self
             .next_fh
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.writes
-            .handles
-            .lock()
-            .insert(fh, Handle { ino, writable });
+        self.writes.handles.lock().insert(
+            fh,
+            Handle {
+                ino,
+                writable,
+                wrote: false,
+            },
+        );
         Opened {
             fh,
             keep_cache: false,
@@ -464,6 +468,7 @@ impl CloudifyFs {
             self.mark_dirty(&mut st)?;
             st.size
         };
+        self.writes.set_wrote(fh, true);
         self.set_local_size(h.ino, size);
         Ok(data.len() as u32)
     }
@@ -474,6 +479,7 @@ impl CloudifyFs {
         let Some(h) = self.writes.handle(fh) else {
             return Ok(());
         };
+        self.writes.set_wrote(fh, false);
         if !h.writable || !self.config.write_back.is_zero() {
             return Ok(());
         }
@@ -652,6 +658,14 @@ impl CloudifyFs {
                             "removing the old {} after storing its new copy: {e}",
                             upload_name(&old)
                         );
+                    }
+                    // A rename from another folder: that folder's listing still holds it.
+                    let from = old
+                        .folder_id
+                        .as_ref()
+                        .map(|f| if f.is_root() { Id::root() } else { f.clone() });
+                    if let Some(from) = from.filter(|f| *f != folder) {
+                        self.forget_listing(&from);
                     }
                 }
                 self.settle(ino);
@@ -994,7 +1008,11 @@ impl CloudifyFs {
     }
 
     /// A pending file is renamed locally; its content is stored under the new name at the
-    /// next store, and the remote copies under the old name are removed then.
+    /// next store, and the remote copies under the old name are removed then. Without
+    /// `--write-back` that store is now, unless a program is still writing the file (its
+    /// close stores): also when the file is closed but its handles are not released yet,
+    /// as right after `cp` or a shell's redirection, since no close would follow to store
+    /// it and the old name would stay on the server.
     fn rename_pending(
         &self,
         ino: Ino,
@@ -1037,7 +1055,8 @@ impl CloudifyFs {
             inode.parent = to.0;
             inode.name = to.1.to_string();
         }
-        if idle && size > 0 && self.config.write_back.is_zero() {
+        let written = !idle && self.writes.being_written(ino);
+        if !written && size > 0 && self.config.write_back.is_zero() {
             self.store_ino(ino, StoreAt::Close)?;
         }
         if idle {

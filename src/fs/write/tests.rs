@@ -431,3 +431,98 @@ fn a_stored_size_is_exact_only_when_it_agrees_with_the_server() {
         Some(4000)
     );
 }
+
+/// Names `readdir` shows in directory `ino`.
+fn names_in(fs: &CloudifyFs, ino: u64) -> Vec<String> {
+    let fh = fs.opendir(ino).unwrap().fh;
+    let mut names = Vec::new();
+    fs.readdir(ino, fh, 0, false, |i| {
+        names.push(i.name.to_string());
+        false
+    })
+    .unwrap();
+    fs.releasedir(fh);
+    names
+}
+
+/// The kernel sends RELEASE after close(2) has returned, so a program's next call (a rename
+/// or an unlink of the file it just wrote) may arrive while the file still has its handle.
+#[test]
+fn a_rename_right_after_the_close_moves_the_stored_file_before_the_release() {
+    let f = fixture_with(Arc::new(MemRemote::new()), |c| {
+        c.delete_mode = DeleteMode::Permanent;
+        c.dir_cache_time = Duration::from_secs(3600);
+    });
+    let sub = f.remote.add_folder(&Id::root(), "Sub");
+    let sub_ino = f.fs.lookup(ROOT_INO, n("Sub")).unwrap().attr.ino;
+    for (to_dir, to_folder) in [(ROOT_INO, Id::root()), (sub_ino, sub.clone())] {
+        let (_, o) = f.fs.create(ROOT_INO, n("w.txt"), libc::O_WRONLY).unwrap();
+        f.fs.write(o.fh, 0, b"written").unwrap();
+        f.fs.flush(o.fh).unwrap();
+        assert!(names_in(&f.fs, ROOT_INO).contains(&"w.txt".to_string()));
+
+        f.fs.rename(ROOT_INO, n("w.txt"), to_dir, n("r.txt"), 0)
+            .unwrap();
+        let root_names = names_in(&f.fs, ROOT_INO);
+        assert!(!root_names.contains(&"w.txt".to_string()), "{root_names:?}");
+        assert!(names_in(&f.fs, to_dir).contains(&"r.txt".to_string()));
+        let stored: Vec<_> = f.remote.files_in(&Id::root());
+        assert!(stored.iter().all(|(name, _, _)| name != "w"), "{stored:?}");
+        let moved = f.remote.files_in(&to_folder);
+        assert!(
+            moved
+                .iter()
+                .any(|(name, _, b)| name == "r" && b == b"written"),
+            "stored under the new name before the release: {moved:?}"
+        );
+
+        f.fs.release(o.fh);
+        assert!(!names_in(&f.fs, ROOT_INO).contains(&"w.txt".to_string()));
+        let e = f.fs.lookup(to_dir, n("r.txt")).unwrap();
+        assert_eq!(read_all(&f.fs, e.attr.ino), b"written");
+        f.fs.unlink(to_dir, n("r.txt")).unwrap();
+    }
+}
+
+#[test]
+fn an_unlink_right_after_the_close_removes_the_stored_file_before_the_release() {
+    let f = fixture_with(Arc::new(MemRemote::new()), |c| {
+        c.dir_cache_time = Duration::from_secs(3600);
+    });
+    let (_, o) = f.fs.create(ROOT_INO, n("w.txt"), libc::O_WRONLY).unwrap();
+    f.fs.write(o.fh, 0, b"written").unwrap();
+    f.fs.flush(o.fh).unwrap();
+    assert!(names_in(&f.fs, ROOT_INO).contains(&"w.txt".to_string()));
+    f.fs.unlink(ROOT_INO, n("w.txt")).unwrap();
+    assert!(!names_in(&f.fs, ROOT_INO).contains(&"w.txt".to_string()));
+    f.fs.release(o.fh);
+    assert!(!names_in(&f.fs, ROOT_INO).contains(&"w.txt".to_string()));
+    assert!(f.remote.files_in(&Id::root()).is_empty());
+    assert_eq!(
+        f.fs.lookup(ROOT_INO, n("w.txt")).unwrap_err().errno(),
+        libc::ENOENT
+    );
+}
+
+/// `sed -i` closes its temporary file (a name without an extension, kept local) and renames
+/// it over the original at once: the rename stores it, released or not.
+#[test]
+fn a_temporary_name_renamed_right_after_the_close_is_stored_by_the_rename() {
+    let f = fixture();
+    let (_, o) =
+        f.fs.create(ROOT_INO, n("sedAbC123"), libc::O_WRONLY)
+            .unwrap();
+    f.fs.write(o.fh, 0, b"edited").unwrap();
+    f.fs.flush(o.fh).unwrap();
+    assert_eq!(f.remote.uploads(), 0, "kept local at the close");
+    f.fs.rename(ROOT_INO, n("sedAbC123"), ROOT_INO, n("doc.txt"), 0)
+        .unwrap();
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        (files[0].0.as_str(), files[0].2.as_slice()),
+        ("doc", &b"edited"[..])
+    );
+    f.fs.release(o.fh);
+    assert_eq!(f.remote.uploads(), 1);
+}
