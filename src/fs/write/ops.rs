@@ -1021,11 +1021,34 @@ impl CloudifyFs {
         replaces: Option<File>,
         backup: Option<Staged>,
     ) -> Result<(), FsError> {
-        let slot = self.writes.slot(ino).ok_or(FsError::NotFound)?;
+        let slot = self.writes.slot(ino);
+        self.rename_slot(slot, ino, from, to, replaces, backup)
+    }
+
+    /// [`Self::rename_pending`] with the slot the name was resolved to. The kernel's
+    /// asynchronous RELEASE may settle that slot meanwhile (its inode becomes the stored
+    /// file); the file is then renamed as a stored one. Renaming the settled slot instead
+    /// would answer success while the old name stays on the server and in every listing.
+    pub(super) fn rename_slot(
+        &self,
+        slot: Option<Arc<Slot>>,
+        ino: Ino,
+        from: (Ino, &str),
+        to: (Ino, &str),
+        replaces: Option<File>,
+        backup: Option<Staged>,
+    ) -> Result<(), FsError> {
+        let Some(slot) = slot else {
+            return self.rename_settled(ino, from.0, to, replaces, backup);
+        };
         let folder = self.folder_of(to.0)?;
         let path = self.child_path(to.0, OsStr::new(to.1));
         let (idle, size) = {
             let mut st = slot.lock_idle();
+            if !self.still_pending(ino, &slot) {
+                drop(st);
+                return self.rename_settled(ino, from.0, to, replaces, backup);
+            }
             if let Some(old) = st.replaces.take() {
                 st.obsolete.push(old);
             }
@@ -1064,6 +1087,28 @@ impl CloudifyFs {
             self.settle(ino);
         }
         Ok(())
+    }
+
+    /// Whether `slot` is still the pending slot of `ino` (settling removes it under its lock).
+    fn still_pending(&self, ino: Ino, slot: &Arc<Slot>) -> bool {
+        self.writes.slot(ino).is_some_and(|s| Arc::ptr_eq(&s, slot))
+    }
+
+    /// A rename of a pending inode whose slot settled after the name was resolved: the
+    /// inode is the stored file now (an unlinked one is gone).
+    fn rename_settled(
+        &self,
+        ino: Ino,
+        parent: Ino,
+        to: (Ino, &str),
+        replaces: Option<File>,
+        backup: Option<Staged>,
+    ) -> Result<(), FsError> {
+        let file = match self.inodes.lock().get(ino).map(|i| &i.node) {
+            Some(Node::File(f)) => f.file.clone(),
+            _ => return Err(FsError::NotFound),
+        };
+        self.rename_remote(parent, &file, to, replaces, backup)
     }
 
     /// A stored file is uploaded again under the new name (its content streamed from its

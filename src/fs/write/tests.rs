@@ -526,3 +526,40 @@ fn a_temporary_name_renamed_right_after_the_close_is_stored_by_the_rename() {
     f.fs.release(o.fh);
     assert_eq!(f.remote.uploads(), 1);
 }
+
+/// A rename resolves the name to the pending file, then the kernel's RELEASE settles it
+/// (the inode becomes the stored file) before the rename takes the file's slot.
+#[test]
+fn a_rename_that_the_release_overtakes_moves_the_stored_file() {
+    let f = fixture_with(Arc::new(MemRemote::new()), |c| {
+        c.delete_mode = DeleteMode::Permanent;
+        c.dir_cache_time = Duration::from_secs(3600);
+    });
+    let (e, o) = f.fs.create(ROOT_INO, n("w.txt"), libc::O_WRONLY).unwrap();
+    let ino = e.attr.ino;
+    f.fs.write(o.fh, 0, b"written").unwrap();
+    f.fs.flush(o.fh).unwrap();
+    let resolved = f.fs.writes.slot(ino);
+    assert!(resolved.is_some());
+    f.fs.release(o.fh);
+    assert!(
+        f.fs.writes.slot(ino).is_none(),
+        "the release settles the file"
+    );
+
+    for slot in [resolved, None] {
+        let (from, to) = if slot.is_some() {
+            ("w.txt", "r.txt")
+        } else {
+            ("r.txt", "s.txt")
+        };
+        f.fs.rename_slot(slot, ino, (ROOT_INO, from), (ROOT_INO, to), None, None)
+            .unwrap();
+        let names = names_in(&f.fs, ROOT_INO);
+        assert_eq!(names, [".", "..", to], "listed after renaming {from}");
+        let stored = f.remote.files_in(&Id::root());
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        assert_eq!(format!("{}.txt", stored[0].0), to);
+        assert_eq!(stored[0].2, b"written");
+    }
+}
