@@ -549,6 +549,9 @@ mod tests {
         ranges: Mutex<Vec<(u64, Option<u64>)>>,
         in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
+        /// Downloads from this offset on wait (up to a few seconds) for a second one to be
+        /// in flight, so a test of overlap does not depend on how threads are scheduled.
+        meet_from: std::sync::atomic::AtomicU64,
     }
 
     impl Slow {
@@ -559,6 +562,7 @@ mod tests {
                 ranges: Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
+                meet_from: std::sync::atomic::AtomicU64::new(u64::MAX),
             }
         }
 
@@ -604,6 +608,14 @@ mod tests {
             self.ranges.lock().push((offset, end));
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            if offset >= self.meet_from.load(Ordering::SeqCst) {
+                let deadline = std::time::Instant::now() + Duration::from_secs(3);
+                while self.max_in_flight.load(Ordering::SeqCst) < 2
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
             std::thread::sleep(self.delay);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.inner.download(file, offset, end)
@@ -623,6 +635,9 @@ mod tests {
     #[test]
     fn a_sequential_reader_gets_parallel_read_ahead() {
         let (remote, mut r, bytes) = slow_setup(30, 40 << 20);
+        remote
+            .meet_from
+            .store(2 * prefetch::CHUNK_SIZE, Ordering::SeqCst);
         assert_eq!(read_all(&mut r, 1 << 20), bytes);
         assert!(
             remote.max_in_flight.load(Ordering::SeqCst) >= 2,
