@@ -2,6 +2,7 @@
 //! temporary data folder, stopped when the guard drops (also when a test panics).
 #![allow(dead_code)]
 
+pub mod http;
 pub mod mount;
 
 use std::io::{BufRead, BufReader};
