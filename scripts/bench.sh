@@ -40,6 +40,14 @@ done
 echo "==> building (cargo build --release --bins)"
 cargo build --release --bins --quiet
 
+# One run at a time: runs share the data set, its mount point and the machine's cores.
+mkdir -p "$ROOT/target/bench-data"
+exec 9>"$ROOT/target/bench-data/.lock"
+if ! flock -n 9; then
+    echo "==> another bench run holds target/bench-data; waiting for it"
+    flock 9
+fi
+
 # exec: Ctrl-C then reaches the driver, which unmounts and stops the server on its way out.
 exec python3 "$ROOT/scripts/bench/run.py" --bin-dir "$TARGET/release" \
     --data-dir "$ROOT/target/bench-data" --json "$ROOT/target/bench.json" "$@"
