@@ -401,7 +401,9 @@ class Bench:
         run(["curl", "-K", pages])
         if file_urls:
             heads = self.curl_config("heads.cfg", [(u, ["head"]) for u in file_urls])
-            run(["curl", "-s", "--parallel", "--parallel-max", "16", "-K", heads])
+            # curl 7.88 shows the parallel progress meter despite -s.
+            run(["curl", "-s", "--no-progress-meter", "--parallel", "--parallel-max", "16",
+                 "-K", heads])
 
     # -- the cases
 
