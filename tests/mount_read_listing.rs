@@ -132,6 +132,19 @@ fn ls_f_and_listdir_make_no_head_and_ls_l_then_one_per_file() {
         assert_eq!(meta.len(), data.len() as u64, "stat of {rel}");
     }
     assert_eq!(heads(&server), MANY as u64, "no file is asked for twice");
+
+    // No extended attributes: the mount tells the kernel so once (ENOSYS), and the kernel
+    // answers ENOTSUP itself from then on instead of asking for every entry `ls -l` shows.
+    let xattrs = run(Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import errno, os, sys\n\
+             for name in ('user.a', 'security.selinux', 'user.a'):\n    \
+             try: os.getxattr(sys.argv[1], name); print('a value')\n    \
+             except OSError as e: print(errno.errorcode[e.errno])\n",
+        )
+        .arg(mount.path().join(&files[0].0)));
+    assert_eq!(xattrs, "ENOTSUP\nENOTSUP\nENOTSUP\n");
 }
 
 #[test]

@@ -404,9 +404,9 @@ impl CloudifyFs {
         })
     }
 
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes, FsError> {
         if let Some(staged) = self.read_staged(fh, offset, size) {
-            return staged;
+            return staged.map(bytes::Bytes::from);
         }
         let (ino, reader) = {
             let handles = self.file_handles.lock();

@@ -33,6 +33,8 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
+
 use super::error::FsError;
 use crate::api::{File, Remote};
 use prefetch::{Failure, Prefetcher};
@@ -111,10 +113,16 @@ impl FileReader {
         self.buf_start + self.buf.len() as u64
     }
 
-    /// Up to `len` bytes at `offset`; fewer only at the end of the file.
-    pub fn read(&mut self, offset: u64, len: u32) -> Result<Vec<u8>, FsError> {
+    /// Up to `len` bytes at `offset`; fewer only at the end of the file. A read that one
+    /// piece answers (the kernel's reads are at most a piece) hands that piece on as it is:
+    /// bytes from the read-ahead are not copied on their way to the kernel.
+    pub fn read(&mut self, offset: u64, len: u32) -> Result<Bytes, FsError> {
         let len = u64::from(len);
-        let mut out = Vec::new();
+        let first = self.read_piece(offset, len.min(PIECE))?;
+        if first.len() as u64 >= len || first.is_empty() {
+            return Ok(first);
+        }
+        let mut out = BytesMut::from(&first[..]);
         while (out.len() as u64) < len {
             let at = offset + out.len() as u64;
             let piece = self.read_piece(at, (len - out.len() as u64).min(PIECE))?;
@@ -123,16 +131,16 @@ impl FileReader {
             }
             out.extend_from_slice(&piece);
         }
-        Ok(out)
+        Ok(out.freeze())
     }
 
-    fn read_piece(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, FsError> {
+    fn read_piece(&mut self, offset: u64, len: u64) -> Result<Bytes, FsError> {
         let mut want = len;
         if let Some(size) = self.size {
             want = want.min(size.saturating_sub(offset));
         }
         if want == 0 {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let low = match &self.prefetch {
             Some(p) => p.kept_start().min(self.buf_start),
@@ -161,7 +169,7 @@ impl FileReader {
     /// Bytes at `offset` from the read-ahead, if it runs and covers them. A failed
     /// read-ahead hands over to a single stream at `offset` (a server that ignores Range
     /// gets no read-ahead again); that stream then has its own resumes before a read fails.
-    fn read_prefetched(&mut self, offset: u64, want: u64) -> Option<Vec<u8>> {
+    fn read_prefetched(&mut self, offset: u64, want: u64) -> Option<Bytes> {
         let prefetch = self.prefetch.as_mut()?;
         match prefetch.read_at(offset, want) {
             Ok(bytes) if !bytes.is_empty() => return Some(bytes),
@@ -377,7 +385,7 @@ impl FileReader {
         }
     }
 
-    fn copy_out(&self, offset: u64, want: u64) -> Vec<u8> {
+    fn copy_out(&self, offset: u64, want: u64) -> Bytes {
         let from = (offset.saturating_sub(self.buf_start) as usize).min(self.buf.len());
         let to = (from + want as usize).min(self.buf.len());
         let (a, b) = self.buf.as_slices();
@@ -388,7 +396,7 @@ impl FileReader {
         if to > a.len() {
             out.extend_from_slice(&b[from.saturating_sub(a.len())..to - a.len()]);
         }
-        out
+        out.into()
     }
 }
 

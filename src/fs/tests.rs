@@ -179,8 +179,8 @@ fn open_and_read_return_the_bytes() {
         .ino;
     let o = fs.open(ino, libc::O_RDONLY).unwrap();
     assert!(!o.keep_cache);
-    assert_eq!(fs.read(o.fh, 0, 4096).unwrap(), b"hello\n");
-    assert_eq!(fs.read(o.fh, 6, 4096).unwrap(), b"");
+    assert_eq!(&fs.read(o.fh, 0, 4096).unwrap()[..], b"hello\n");
+    assert_eq!(&fs.read(o.fh, 6, 4096).unwrap()[..], b"");
     fs.release(o.fh);
     let o2 = fs.open(ino, libc::O_RDONLY).unwrap();
     assert!(o2.keep_cache, "unchanged content keeps the page cache");
@@ -298,7 +298,7 @@ fn a_folder_and_a_file_of_the_same_id_get_their_own_inodes() {
     let inside: Vec<String> = list(&fs, dir.ino, false).into_iter().map(|e| e.0).collect();
     assert_eq!(inside, ["inside.txt"]);
     let o = fs.open(file.ino, libc::O_RDONLY).unwrap();
-    assert_eq!(fs.read(o.fh, 0, 4096).unwrap(), b"hello");
+    assert_eq!(&fs.read(o.fh, 0, 4096).unwrap()[..], b"hello");
     fs.release(o.fh);
 }
 

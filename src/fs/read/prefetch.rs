@@ -23,6 +23,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use super::RESUMES;
@@ -46,7 +47,8 @@ pub enum Failure {
 
 enum State {
     Loading,
-    Done(Vec<u8>),
+    /// The chunk's bytes; reads hand out slices of them without copying.
+    Done(Bytes),
     RangeIgnored,
     Failed(String),
 }
@@ -164,14 +166,17 @@ impl Prefetcher {
 
     /// Up to `len` bytes at `offset` (at least [`kept_start`](Self::kept_start)), waiting
     /// for their chunk; empty when the chunks do not cover `offset`.
-    pub fn read_at(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, Failure> {
+    pub fn read_at(&mut self, offset: u64, len: u64) -> Result<Bytes, Failure> {
         // Recycle the chunks more than one behind the one holding `offset`.
         while self.chunks.len() > 1 && self.chunks[1].end <= offset {
             let old = self.chunks.pop_front();
             if let Some(State::Done(data)) =
                 old.map(|c| std::mem::replace(&mut *c.state.lock(), State::Loading))
+                // A buffer still referenced by a read on its way to the kernel is left to
+                // that read, which frees it.
+                && let Ok(data) = data.try_into_mut()
             {
-                self.spare.push(data);
+                self.spare.push(data.into());
             }
         }
         let ahead = self.chunks.iter().filter(|c| c.end > offset).count();
@@ -181,7 +186,7 @@ impl Prefetcher {
             .iter()
             .find(|c| c.start <= offset && offset < c.end)
         else {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         };
         let chunk = chunk.clone();
         let mut state = chunk.state.lock();
@@ -189,12 +194,12 @@ impl Prefetcher {
             .ready
             .wait_while(&mut state, |s| matches!(s, State::Loading));
         match &*state {
-            State::Loading => Ok(Vec::new()),
+            State::Loading => Ok(Bytes::new()),
             State::Done(data) => {
                 let from = (offset - chunk.start) as usize;
                 let to = (from as u64 + len).min(chunk.end - chunk.start) as usize;
                 self.pos = self.pos.max(chunk.start + to as u64);
-                Ok(data[from..to].to_vec())
+                Ok(data.slice(from..to))
             }
             State::RangeIgnored => Err(Failure::RangeIgnored),
             State::Failed(message) => Err(Failure::Failed {
@@ -231,7 +236,7 @@ fn fetch(
     loop {
         let at = chunk.start + filled as u64;
         if at == chunk.end {
-            return State::Done(data);
+            return State::Done(data.into());
         }
         if cancel.load(Ordering::Relaxed) {
             return State::Failed("cancelled".to_string());

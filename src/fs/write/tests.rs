@@ -55,7 +55,7 @@ fn read_all(fs: &CloudifyFs, ino: u64) -> Vec<u8> {
     let o = fs.open(ino, libc::O_RDONLY).unwrap();
     let data = fs.read(o.fh, 0, 1 << 20).unwrap();
     fs.release(o.fh);
-    data
+    data.to_vec()
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn close_uploads_and_the_entry_takes_the_servers_name() {
     let (entry, o) = f.fs.create(ROOT_INO, n("a.txt"), libc::O_WRONLY).unwrap();
     f.fs.write(o.fh, 0, b"hello").unwrap();
     assert_eq!(
-        f.fs.read(o.fh, 0, 100).unwrap(),
+        &f.fs.read(o.fh, 0, 100).unwrap()[..],
         b"hello",
         "reads come from staging"
     );
