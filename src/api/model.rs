@@ -7,26 +7,31 @@
 //! null or malformed field becomes `None` (or an empty name), unknown fields are ignored, and
 //! only an entry without an `id` is dropped (with a warning), because nothing can address it.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::Value;
 
 /// A remote object id. Cloudify uses UUID strings, a BIGINT install uses numbers; both are
 /// kept as text. The root folder is "0".
+///
+/// Shared text: an id is held by its listing entry, its inode and the maps that find them,
+/// and a clone costs a count, not a copy (100,000 listed files hold some 400,000 ids).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Id(String);
+pub struct Id(Arc<str>);
 
 impl Id {
     pub fn new(id: impl Into<String>) -> Id {
-        Id(id.into())
+        Id(Arc::from(id.into()))
     }
 
     pub fn root() -> Id {
-        Id("0".to_string())
+        Id(Arc::from("0"))
     }
 
     pub fn is_root(&self) -> bool {
-        self.0 == "0" || self.0.is_empty()
+        &*self.0 == "0" || self.0.is_empty()
     }
 
     pub fn as_str(&self) -> &str {
@@ -36,8 +41,8 @@ impl Id {
     /// An id from a JSON string or number; `None` for null, empty text and other types.
     pub fn from_json(value: &Value) -> Option<Id> {
         match value {
-            Value::String(s) if !s.trim().is_empty() => Some(Id(s.trim().to_string())),
-            Value::Number(n) => Some(Id(n.to_string())),
+            Value::String(s) if !s.trim().is_empty() => Some(Id(Arc::from(s.trim()))),
+            Value::Number(n) => Some(Id::new(n.to_string())),
             _ => None,
         }
     }
@@ -224,7 +229,9 @@ pub struct File {
     pub url: Option<String>,
     /// Absolute public URL of the bytes; `None` for private files.
     pub full_url: Option<String>,
-    /// Absolute URL that serves the bytes without auth, also for private files.
+    /// Absolute URL that serves the bytes without auth, also for private files. Kept only
+    /// when `full_url` is missing (a private file): [`File::content_url`] prefers `full_url`,
+    /// and this URL is long (some 120 bytes) in every file of every listing.
     pub indirect_url: Option<String>,
     pub size: Option<SizeHint>,
     pub mime_type: Option<String>,
@@ -252,13 +259,18 @@ impl TryFrom<RawFile> for File {
     type Error = MissingId;
 
     fn try_from(raw: RawFile) -> Result<File, MissingId> {
+        let full_url = text_field(&raw.full_url);
+        let indirect_url = match &full_url {
+            Some(url) if !url.trim().is_empty() => None,
+            _ => text_field(&raw.indirect_url),
+        };
         Ok(File {
             id: id_field(&raw.id).ok_or(MissingId)?,
             name: text_field(&raw.name).unwrap_or_default(),
             basename: text_field(&raw.basename),
             url: text_field(&raw.url),
-            full_url: text_field(&raw.full_url),
-            indirect_url: text_field(&raw.indirect_url),
+            full_url,
+            indirect_url,
             size: raw.size.as_ref().and_then(SizeHint::from_json),
             mime_type: text_field(&raw.mime_type),
             folder_id: id_field(&raw.folder_id),
@@ -271,10 +283,9 @@ impl TryFrom<RawFile> for File {
 impl File {
     /// Where the bytes are: `full_url`, or `indirect_url` for a private file.
     pub fn content_url(&self) -> Option<&str> {
-        self.full_url
-            .as_deref()
-            .or(self.indirect_url.as_deref())
-            .filter(|u| !u.trim().is_empty())
+        let usable = |u: &str| !u.trim().is_empty();
+        let full = self.full_url.as_deref().filter(|u| usable(u));
+        full.or(self.indirect_url.as_deref().filter(|u| usable(u)))
     }
 
     /// The lowercased extension of `basename`, else of the last segment of `url`.
@@ -576,13 +587,17 @@ mod tests {
 
     #[test]
     fn content_url_falls_back_to_indirect_url() {
-        let mut value = full_file_json();
-        value["full_url"] = Value::Null;
-        let file: File = serde_json::from_value(value).expect("file parses");
-        assert_eq!(
-            file.content_url(),
-            Some("https://media.example.com/media/files/abc/0195")
-        );
+        for missing in [Value::Null, json!(""), json!("  ")] {
+            let mut value = full_file_json();
+            value["full_url"] = missing;
+            let file: File = serde_json::from_value(value).expect("file parses");
+            assert_eq!(
+                file.content_url(),
+                Some("https://media.example.com/media/files/abc/0195")
+            );
+        }
+        let file: File = serde_json::from_value(full_file_json()).expect("file parses");
+        assert_eq!(file.indirect_url, None, "not kept beside a full_url");
     }
 
     #[test]

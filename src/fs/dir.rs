@@ -46,7 +46,9 @@ pub struct DirListing {
     pub folder: Id,
     /// Folders first, then files, each in the server's order.
     pub entries: Vec<DirEntry>,
-    by_name: HashMap<String, usize>,
+    /// Indexes of `entries` in the order of their names, for [`DirListing::find`]: a map by
+    /// name would hold every name a second time.
+    by_name: Vec<u32>,
     fetched: Instant,
 }
 
@@ -63,8 +65,12 @@ impl DirListing {
         let nodes = folders
             .into_iter()
             .map(|f| (f.id.clone(), Node::Folder(f)))
-            .chain(files.into_iter().map(|f| {
+            .chain(files.into_iter().map(|mut f| {
                 let exact_size = sizes.get(&f.id).copied();
+                if f.folder_id.as_ref() == Some(folder) {
+                    // One shared copy of the folder's id instead of one per file.
+                    f.folder_id = Some(folder.clone());
+                }
                 (
                     f.id.clone(),
                     Node::File(RemoteFile {
@@ -77,11 +83,8 @@ impl DirListing {
             .zip(names)
             .map(|((id, node), name)| DirEntry { name, id, node })
             .collect();
-        let by_name = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.name.clone(), i))
-            .collect();
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
         DirListing {
             folder: folder.clone(),
             entries,
@@ -91,7 +94,14 @@ impl DirListing {
     }
 
     pub fn find(&self, name: &str) -> Option<&DirEntry> {
-        self.by_name.get(name).map(|&i| &self.entries[i])
+        let at = self.name_position(name).ok()?;
+        Some(&self.entries[self.by_name[at] as usize])
+    }
+
+    /// Where `name` is in `by_name` (`Err`: where it would go).
+    fn name_position(&self, name: &str) -> Result<usize, usize> {
+        self.by_name
+            .binary_search_by(|&i| self.entries[i as usize].name.as_str().cmp(name))
     }
 
     /// Adds a file just stored in this folder under the name a fetch would give it, with
@@ -108,7 +118,10 @@ impl DirListing {
         {
             return false;
         }
-        self.by_name.insert(name.clone(), self.entries.len());
+        let Err(at) = self.name_position(&name) else {
+            return false;
+        };
+        self.by_name.insert(at, self.entries.len() as u32);
         self.entries.push(DirEntry {
             name,
             id: file.id.clone(),
@@ -627,5 +640,30 @@ mod tests {
         cache
             .get(&Id::root(), || fetch(&remote, &sizes, &Id::root()))
             .unwrap();
+    }
+
+    #[test]
+    fn names_are_found_exactly_also_after_a_file_is_added() {
+        let remote = MemRemote::new();
+        for name in ["b", "a", "c", "B2", "a b"] {
+            remote.add_file(&Id::root(), name, "txt", vec![1]);
+        }
+        remote.add_folder(&Id::root(), "Zeta");
+        let mut listing = fetch(&remote, &SizeCache::disabled(), &Id::root()).unwrap();
+        for name in ["b.txt", "a.txt", "c.txt", "B2.txt", "a b.txt", "Zeta"] {
+            assert_eq!(listing.find(name).map(|e| e.name.as_str()), Some(name));
+        }
+        assert!(listing.find("A.txt").is_none() && listing.find("zeta").is_none());
+
+        let new = remote.add_file(&Id::root(), "aa", "txt", vec![1]);
+        let file = remote.list_folder_now(&Id::root()).files;
+        let file = file.into_iter().find(|f| f.id == new).unwrap();
+        assert!(listing.add_file(file.clone(), Some(1)));
+        assert!(!listing.add_file(file, Some(1)), "listed already");
+        assert_eq!(listing.find("aa.txt").map(|e| &e.id), Some(&new));
+        assert_eq!(
+            listing.find("b.txt").map(|e| e.name.as_str()),
+            Some("b.txt")
+        );
     }
 }
