@@ -26,6 +26,7 @@
 //!   them into remote entries with [`InodeTable::rekey`] once the server has them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use lru::LruCache;
 
@@ -84,7 +85,9 @@ impl Key {
 /// A file as the server lists it, with its exact size once known.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteFile {
-    pub file: File,
+    /// Shared with the listing the file came from: a folder of 10,000 files is held once,
+    /// not once by the listing and again by the inodes the kernel asked for.
+    pub file: Arc<File>,
     /// The exact byte count: a numeric size of the listing, the size cache, or a HEAD.
     /// `None` until one of them answered.
     pub exact_size: Option<u64>,
@@ -442,7 +445,9 @@ mod tests {
 
     fn file(id: &str) -> Node {
         Node::File(RemoteFile {
-            file: serde_json::from_value(serde_json::json!({"id": id, "name": id})).unwrap(),
+            file: Arc::new(
+                serde_json::from_value(serde_json::json!({"id": id, "name": id})).unwrap(),
+            ),
             exact_size: Some(1),
         })
     }
@@ -496,7 +501,9 @@ mod tests {
         let id = Id::new("7");
         let dir = t.upsert(ROOT_INO, "Photos", folder("7"), &id);
         let file = RemoteFile {
-            file: serde_json::from_value(serde_json::json!({"id": 7, "name": "notes"})).unwrap(),
+            file: Arc::new(
+                serde_json::from_value(serde_json::json!({"id": 7, "name": "notes"})).unwrap(),
+            ),
             exact_size: Some(5),
         };
         let f = t.upsert(ROOT_INO, "notes.txt", Node::File(file), &id);
@@ -562,7 +569,7 @@ mod tests {
     fn keep_cache_only_while_the_content_is_unchanged() {
         let mut t = InodeTable::new(10);
         let mut rf = RemoteFile {
-            file: File {
+            file: Arc::new(File {
                 id: Id::new("F"),
                 name: "f".into(),
                 basename: None,
@@ -574,7 +581,7 @@ mod tests {
                 folder_id: None,
                 created_at: None,
                 updated_at: None,
-            },
+            }),
             exact_size: Some(10),
         };
         let f = t.upsert(ROOT_INO, "f", Node::File(rf.clone()), &Id::new("F"));

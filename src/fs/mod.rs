@@ -107,7 +107,7 @@ struct FileHandle {
     reader: Arc<Mutex<FileReader>>,
     /// The file, when it was opened without a known length: its length is learnt at the end
     /// of its body.
-    unsized_file: Option<crate::api::File>,
+    unsized_file: Option<Arc<crate::api::File>>,
 }
 
 /// The filesystem core.
@@ -383,7 +383,7 @@ impl CloudifyFs {
         // A size learnt at the end of a body in this mount may not have reached the kernel's
         // cached attributes yet: those files stay on direct I/O too.
         let direct_io = size.is_none() || self.sizes.learnt_from_body(&file.file);
-        let reader = FileReader::new(self.remote.clone(), file.file, size);
+        let reader = FileReader::new(self.remote.clone(), Arc::unwrap_or_clone(file.file), size);
         let keep_cache = {
             let mut inodes = self.inodes.lock();
             inodes.pin(ino);

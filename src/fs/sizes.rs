@@ -309,7 +309,7 @@ impl Probes {
     pub fn size_of(
         self: &Arc<Self>,
         file: &File,
-        siblings: impl FnOnce() -> Vec<File>,
+        siblings: impl FnOnce() -> Vec<Arc<File>>,
     ) -> Result<Option<u64>, FsError> {
         if let Some(known) = known_one(&self.cache, file) {
             return Ok(known);
@@ -320,7 +320,7 @@ impl Probes {
             if let Some(&n) = self.cache.get_many(&[file]).get(&file.id) {
                 return Ok(Some(n));
             }
-            let batch: Vec<File> = siblings()
+            let batch: Vec<Arc<File>> = siblings()
                 .into_iter()
                 .filter(|f| f.id != file.id && known_one(&self.cache, f).is_none())
                 .collect();
@@ -334,7 +334,7 @@ impl Probes {
 
     /// Takes `own` for the caller (true unless someone has it or it is known by now), and
     /// HEADs the files of `batch` that nobody has in the background.
-    fn start(self: &Arc<Self>, own: &File, mut batch: Vec<File>) -> bool {
+    fn start(self: &Arc<Self>, own: &File, mut batch: Vec<Arc<File>>) -> bool {
         let own_taken = {
             let mut state = self.state.lock();
             // A file that finished meanwhile is in the cache; check under the lock, since a
@@ -355,7 +355,7 @@ impl Probes {
             return own_taken;
         }
         log::debug!("asking for the exact sizes of {} files", batch.len());
-        let keys: Vec<ProbeKey> = batch.iter().map(key_of).collect();
+        let keys: Vec<ProbeKey> = batch.iter().map(|f| key_of(f)).collect();
         let probes = self.clone();
         let spawned = std::thread::Builder::new()
             .name("size-batch".into())
@@ -374,7 +374,7 @@ impl Probes {
     }
 
     /// HEADs the queued files of `batch`, [`HEAD_PARALLELISM`] at a time.
-    fn run(&self, batch: &[File]) {
+    fn run(&self, batch: &[Arc<File>]) {
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..HEAD_PARALLELISM.min(batch.len()) {
@@ -502,11 +502,12 @@ mod tests {
         let a = remote.add_file(&Id::root(), "a", "txt", vec![7; 1234]);
         let b = remote.add_file(&Id::root(), "b", "txt", vec![7; 5]);
         let files = remote.list_folder_now(&Id::root()).files;
+        let shared: Vec<Arc<File>> = files.iter().cloned().map(Arc::new).collect();
 
         let cache = Arc::new(SizeCache::open(dir.path()));
         assert!(known_sizes(&cache, &files).is_empty(), "nothing asked yet");
         let probes = Probes::new(remote.clone(), cache.clone());
-        let size_of = |f: &File| probes.size_of(f, || files.clone()).unwrap();
+        let size_of = |f: &File| probes.size_of(f, || shared.clone()).unwrap();
         assert_eq!(size_of(&files[0]), Some(1234));
         assert_eq!(size_of(&files[1]), Some(5));
         assert_eq!(remote.heads(), 2);
@@ -544,16 +545,17 @@ mod tests {
             remote.add_file(&Id::root(), &format!("f{i}"), "txt", vec![1; 100 + i]);
         }
         let files = remote.list_folder_now(&Id::root()).files;
+        let shared: Vec<Arc<File>> = files.iter().cloned().map(Arc::new).collect();
         let probes = Probes::new(remote.clone(), Arc::new(SizeCache::disabled()));
         let siblings_asked = std::sync::atomic::AtomicUsize::new(0);
         // Callers for every file at once, in reverse order, as `ls -l` with many threads.
         std::thread::scope(|s| {
             for f in files.iter().rev() {
-                let (probes, files, asked) = (&probes, &files, &siblings_asked);
+                let (probes, shared, asked) = (&probes, &shared, &siblings_asked);
                 s.spawn(move || {
                     let size = probes.size_of(f, || {
                         asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        files.clone()
+                        shared.clone()
                     });
                     let expected = remote_len(f);
                     assert_eq!(size.unwrap(), Some(expected), "{}", f.name);

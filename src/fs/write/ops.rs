@@ -378,7 +378,7 @@ impl CloudifyFs {
     fn stage_existing(&self, ino: Ino, trunc: bool) -> Result<Arc<Slot>, FsError> {
         let staging = self.writable()?;
         let remote_file = match self.node_of(ino)? {
-            Node::File(f) => f.file,
+            Node::File(f) => Arc::unwrap_or_clone(f.file),
             Node::Root | Node::Folder(_) => return Err(FsError::IsADirectory),
             Node::Local(_) => return Err(FsError::NotFound),
         };
@@ -578,7 +578,7 @@ impl CloudifyFs {
         inodes.rekey(ino, Key::File(file.id.clone()));
         if let Some(inode) = inodes.get_mut(ino) {
             inode.node = Node::File(RemoteFile {
-                file,
+                file: file.into(),
                 exact_size: exact,
             });
         }
@@ -978,7 +978,7 @@ impl CloudifyFs {
         match dst {
             None => Ok((None, None)),
             Some(Target::Listed(e)) => match e.node {
-                Node::File(f) => Ok((Some(f.file), None)),
+                Node::File(f) => Ok((Some(Arc::unwrap_or_clone(f.file)), None)),
                 _ => Err(FsError::IsADirectory),
             },
             Some(Target::Pending(ino)) if ino == src_ino => Ok((None, None)),
@@ -1166,7 +1166,7 @@ impl CloudifyFs {
                 inode.name = shown;
                 let exact = (stored.extension() == file.extension()).then_some(size);
                 inode.node = Node::File(RemoteFile {
-                    file: stored,
+                    file: stored.into(),
                     exact_size: exact,
                 });
             }
