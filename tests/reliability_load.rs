@@ -196,9 +196,6 @@ impl Worker {
 type Running = Arc<Vec<Mutex<Option<(Instant, &'static str)>>>>;
 
 #[test]
-#[ignore = "known race: under a loaded machine (the full suite) a file renamed or removed soon \
-            after it was stored is sometimes still listed for the rest of the run; run with \
-            --ignored while it is being fixed"]
 fn eight_threads_of_mixed_work_under_faults() {
     let long = std::env::var("CLOUDIFY_LONG_TESTS").as_deref() == Ok("1");
     let run_for = Duration::from_secs(if long { 180 } else { 30 });

@@ -42,6 +42,8 @@ pub struct MemRemote {
     uploads: AtomicUsize,
     /// The next N uploads fail with a server error.
     fail_uploads: AtomicUsize,
+    /// The next N removals (trash or delete) of a file fail with a server error.
+    fail_removals: AtomicUsize,
 }
 
 fn date() -> chrono::NaiveDateTime {
@@ -129,6 +131,27 @@ impl MemRemote {
     /// The next `n` uploads fail with a server refusal.
     pub fn fail_next_uploads(&self, n: usize) {
         self.fail_uploads.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` removals of a file (trash or delete) fail with a server error, as after
+    /// the client's retries.
+    pub fn fail_next_removals(&self, n: usize) {
+        self.fail_removals.store(n, Ordering::SeqCst);
+    }
+
+    /// Takes one of the failures [`Self::fail_next_removals`] asked for.
+    fn removal_fails(&self, context: &str) -> Result<(), ApiError> {
+        let failing = self
+            .fail_removals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match failing {
+            Ok(_) => Err(ApiError::Server {
+                context: context.into(),
+                status: 503,
+                message: "injected removal failure".into(),
+            }),
+            Err(_) => Ok(()),
+        }
     }
 
     pub fn uploads(&self) -> usize {
@@ -319,6 +342,7 @@ impl Remote for MemRemote {
     }
 
     fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
+        self.removal_fails("PATCH trash")?;
         let mut lib = self.lib.lock();
         let Some(pos) = lib.files.iter().position(|(f, _)| &f.id == id) else {
             return Err(ApiError::Refused {
@@ -332,6 +356,7 @@ impl Remote for MemRemote {
     }
 
     fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
+        self.removal_fails("DELETE /media/files")?;
         let mut lib = self.lib.lock();
         lib.files.retain(|(f, _)| &f.id != id);
         lib.trashed_files.retain(|f| &f.id != id);

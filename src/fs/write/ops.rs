@@ -591,22 +591,29 @@ impl CloudifyFs {
     /// Stores the pending content of `ino` now (see [`store::store`]), unless it waits by
     /// the rules of [`StoreAt`].
     pub(crate) fn store_ino(&self, ino: Ino, at: StoreAt) -> Result<(), FsError> {
+        self.store_and_clean(ino, at).map(drop)
+    }
+
+    /// [`Self::store_ino`], also answering the first failure to remove an obsolete copy once
+    /// the content was stored (the old name of a renamed file; logged): the content is
+    /// stored, so only a rename reports it, as its own failure.
+    fn store_and_clean(&self, ino: Ino, at: StoreAt) -> Result<Option<FsError>, FsError> {
         let Some(slot) = self.writes.slot(ino) else {
-            return Ok(());
+            return Ok(None);
         };
         let staging = self.writes.staging()?;
         let job = {
             let mut st = slot.lock_idle();
             if !st.dirty || st.unlinked || (at == StoreAt::Due && st.writers > 0) {
-                return Ok(());
+                return Ok(None);
             }
             if st.size == 0 {
                 keep_empty(&mut st);
-                return Ok(());
+                return Ok(None);
             }
             if at == StoreAt::Close && waits_for_a_name(&st) {
                 keep_unnamed(&mut st);
-                return Ok(());
+                return Ok(None);
             }
             if let Err(e) = self.check_upload_name(&st.manifest.name) {
                 st.error = Some(e.clone());
@@ -649,27 +656,31 @@ impl CloudifyFs {
                     .flatten();
                 self.adopt_name(ino, &mut st, &file);
                 st.stored = Some(file.clone());
-                drop(st);
                 let added = !replaced && obsolete.is_empty();
-                self.note_stored(&folder, file, exact, added);
+                self.note_stored(&folder, &file, exact, added);
+                drop(st);
+                if let Some(n) = exact {
+                    self.sizes.put_many(&[(&file, n)]);
+                }
+                let mut leftover = None;
                 for old in obsolete {
                     if let Err(e) = self.remove_remote_file(&old) {
                         log::warn!(
                             "removing the old {} after storing its new copy: {e}",
                             upload_name(&old)
                         );
+                        leftover.get_or_insert(e);
                     }
-                    // A rename from another folder: that folder's listing still holds it.
+                    // Forgotten after the removal: a listing fetched before it still holds the
+                    // old copy (also the listing of the folder a rename came from).
                     let from = old
                         .folder_id
                         .as_ref()
                         .map(|f| if f.is_root() { Id::root() } else { f.clone() });
-                    if let Some(from) = from.filter(|f| *f != folder) {
-                        self.forget_listing(&from);
-                    }
+                    self.forget_listing(from.as_ref().unwrap_or(&folder));
                 }
                 self.settle(ino);
-                Ok(())
+                Ok(leftover)
             }
             Err(failure) => {
                 st.replaces = failure.replaces;
@@ -688,19 +699,20 @@ impl CloudifyFs {
 
     /// After a store: the file the server answered goes into the cached listing of its
     /// folder (`added`: a new name; an overwrite or a rename removed other files, and the
-    /// listing is fetched again instead), and its exact size into the size cache, so that
-    /// neither the next lookup nor `ls -l` asks the server again.
-    fn note_stored(&self, folder: &Id, file: File, exact: Option<u64>, added: bool) {
-        if let Some(n) = exact {
-            self.sizes.put_many(&[(&file, n)]);
-        }
+    /// listing is fetched again instead), with its exact size, which the caller puts into
+    /// the size cache: neither the next lookup nor `ls -l` asks the server again.
+    ///
+    /// Called under the slot's lock: a rename, unlink or settle of the file takes that lock
+    /// first, so the listing cannot get back a name that is gone by then (amended after the
+    /// lock, the stored name could come back into a listing fetched after its rename).
+    fn note_stored(&self, folder: &Id, file: &File, exact: Option<u64>, added: bool) {
         let in_folder = file
             .folder_id
             .as_ref()
             .is_some_and(|f| f == folder || (f.is_root() && folder.is_root()));
         if added && in_folder {
             self.dirs
-                .amend(folder, |listing| listing.add_file(file, exact));
+                .amend(folder, |listing| listing.add_file(file.clone(), exact));
         } else {
             self.forget_listing(folder);
         }
@@ -843,9 +855,30 @@ impl CloudifyFs {
     }
 
     fn unlink_pending(&self, parent: Ino, name: &str, ino: Ino) -> Result<(), FsError> {
-        let slot = self.writes.slot(ino).ok_or(FsError::NotFound)?;
+        let slot = self.writes.slot(ino);
+        self.unlink_slot(slot, parent, name, ino)
+    }
+
+    /// [`Self::unlink_pending`] with the slot the name was resolved to. The kernel's
+    /// asynchronous RELEASE may settle that slot meanwhile (its inode becomes the stored
+    /// file); the stored file is then removed. Answering ENOENT instead would leave a file
+    /// that `ls` shows.
+    pub(super) fn unlink_slot(
+        &self,
+        slot: Option<Arc<Slot>>,
+        parent: Ino,
+        name: &str,
+        ino: Ino,
+    ) -> Result<(), FsError> {
+        let Some(slot) = slot else {
+            return self.unlink_settled(parent, ino);
+        };
         let remote_copies = {
             let mut st = slot.lock_idle();
+            if !self.still_pending(ino, &slot) {
+                drop(st);
+                return self.unlink_settled(parent, ino);
+            }
             st.unlinked = true;
             let mut copies: Vec<File> = std::mem::take(&mut st.obsolete);
             copies.extend(st.replaces.take());
@@ -859,11 +892,23 @@ impl CloudifyFs {
         self.writes.queue.cancel(ino);
         self.writes.times.lock().remove(&ino);
         self.settle(ino);
-        for f in &remote_copies {
-            self.remove_remote_file(f)?;
-        }
+        let removed = remote_copies
+            .iter()
+            .try_for_each(|f| self.remove_remote_file(f));
         self.forget_listing(&self.folder_of(parent)?);
-        Ok(())
+        removed
+    }
+
+    /// An unlink of a pending inode whose slot settled after the name was resolved: the
+    /// inode is the stored file now (an unlinked one is gone).
+    fn unlink_settled(&self, parent: Ino, ino: Ino) -> Result<(), FsError> {
+        let file = match self.inodes.lock().get(ino).map(|i| &i.node) {
+            Some(Node::File(f)) => f.file.clone(),
+            _ => return Err(FsError::NotFound),
+        };
+        let removed = self.remove_remote_file(&file);
+        self.forget_listing(&self.folder_of(parent)?);
+        removed
     }
 
     pub fn mkdir(&self, parent: Ino, name: &OsStr) -> Result<Entry, FsError> {
@@ -1079,8 +1124,14 @@ impl CloudifyFs {
             inode.name = to.1.to_string();
         }
         let written = !idle && self.writes.being_written(ino);
-        if !written && size > 0 && self.config.write_back.is_zero() {
-            self.store_ino(ino, StoreAt::Close)?;
+        if !written
+            && size > 0
+            && self.config.write_back.is_zero()
+            && let Some(e) = self.store_and_clean(ino, StoreAt::Close)?
+        {
+            // Stored under the new name, but the old name is still on the server: the
+            // rename did not happen as asked.
+            return Err(e);
         }
         if idle {
             // Also an empty file renamed over a stored one: the stored content stays.
@@ -1137,18 +1188,26 @@ impl CloudifyFs {
             replaces,
             backup,
         };
-        let result = store::store(&*self.remote, staging, job);
+        let result = store::store(&*self.remote, staging, job).map_err(|f| f.error);
         staging.remove(&staged);
+        // The old name is removed before the rename answers success: left on the server, it
+        // would stay in every listing while the caller was told it is gone.
+        let moved = result.and_then(|stored| match self.remove_remote_file(file) {
+            Ok(()) => Ok(stored),
+            Err(e) => {
+                log::warn!(
+                    "{}: copied to {} but removing the original failed, so the rename fails: \
+                     {e}",
+                    self.child_path(parent, OsStr::new(&shown_name(file))),
+                    shown_name(&stored)
+                );
+                Err(e)
+            }
+        });
+        // Forgotten after the removal: a listing fetched before it still holds the old name.
         self.forget_listing(&folder);
         self.forget_listing(&self.folder_of(parent)?);
-        let stored = result.map_err(|f| f.error)?;
-        if let Err(e) = self.remove_remote_file(file) {
-            log::warn!(
-                "{}: copied to {} but removing the original failed: {e}",
-                self.child_path(parent, OsStr::new(&shown_name(file))),
-                shown_name(&stored)
-            );
-        }
+        let stored = moved?;
 
         let shown = shown_name(&stored);
         if shown != to.1 {

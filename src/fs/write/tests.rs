@@ -563,3 +563,93 @@ fn a_rename_that_the_release_overtakes_moves_the_stored_file() {
         assert_eq!(stored[0].2, b"written");
     }
 }
+
+/// An unlink resolves the name to the pending file, then the kernel's RELEASE settles it
+/// (the inode becomes the stored file) before the unlink takes the file's slot: the stored
+/// file is removed, not answered ENOENT and left listed.
+#[test]
+fn an_unlink_that_the_release_overtakes_removes_the_stored_file() {
+    let f = fixture_with(Arc::new(MemRemote::new()), |c| {
+        c.delete_mode = DeleteMode::Permanent;
+        c.dir_cache_time = Duration::from_secs(3600);
+    });
+    // The slot resolved before the release settled it, and none left to find.
+    for resolved in [true, false] {
+        let (e, o) = f.fs.create(ROOT_INO, n("w.txt"), libc::O_WRONLY).unwrap();
+        let ino = e.attr.ino;
+        f.fs.write(o.fh, 0, b"written").unwrap();
+        f.fs.flush(o.fh).unwrap();
+        let slot = f.fs.writes.slot(ino).filter(|_| resolved);
+        f.fs.release(o.fh);
+        assert!(
+            f.fs.writes.slot(ino).is_none(),
+            "the release settles the file"
+        );
+
+        f.fs.unlink_slot(slot, ROOT_INO, "w.txt", ino).unwrap();
+        assert_eq!(
+            names_in(&f.fs, ROOT_INO),
+            [".", ".."],
+            "resolved: {resolved}"
+        );
+        let stored = f.remote.files_in(&Id::root());
+        assert!(stored.is_empty(), "{stored:?}");
+        assert_eq!(
+            f.fs.lookup(ROOT_INO, n("w.txt")).unwrap_err().errno(),
+            libc::ENOENT
+        );
+    }
+}
+
+/// A rename stores the file under the new name and then removes the old one; when that
+/// removal fails (after the client's retries) the old name is still on the server, so the
+/// rename fails instead of answering success for a name `ls` keeps showing.
+#[test]
+fn a_rename_whose_old_copy_cannot_be_removed_fails() {
+    let f = fixture_with(Arc::new(MemRemote::new()), |c| {
+        c.delete_mode = DeleteMode::Permanent;
+        c.dir_cache_time = Duration::from_secs(3600);
+    });
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
+
+    // A stored file, renamed as a remote one.
+    f.remote
+        .add_file(&Id::root(), "a", "txt", b"alpha".to_vec());
+    f.fs.lookup(ROOT_INO, n("a.txt")).unwrap();
+    f.remote.fail_next_removals(1);
+    let err =
+        f.fs.rename(ROOT_INO, n("a.txt"), ROOT_INO, n("b.txt"), 0)
+            .unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    assert_eq!(
+        sorted(names_in(&f.fs, ROOT_INO)),
+        [".", "..", "a.txt", "b.txt"]
+    );
+    assert_eq!(f.remote.files_in(&Id::root()).len(), 2);
+    let a = f.fs.lookup(ROOT_INO, n("a.txt")).unwrap().attr.ino;
+    assert_eq!(read_all(&f.fs, a), b"alpha");
+
+    // A file just written and closed, renamed before the kernel's RELEASE: stored by the
+    // rename under the new name.
+    let (_, o) = f.fs.create(ROOT_INO, n("w.txt"), libc::O_WRONLY).unwrap();
+    f.fs.write(o.fh, 0, b"written").unwrap();
+    f.fs.flush(o.fh).unwrap();
+    f.remote.fail_next_removals(1);
+    let err =
+        f.fs.rename(ROOT_INO, n("w.txt"), ROOT_INO, n("r.txt"), 0)
+            .unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    f.fs.release(o.fh);
+    assert_eq!(
+        sorted(names_in(&f.fs, ROOT_INO)),
+        [".", "..", "a.txt", "b.txt", "r.txt", "w.txt"]
+    );
+    for name in ["w.txt", "r.txt"] {
+        let ino = f.fs.lookup(ROOT_INO, n(name)).unwrap().attr.ino;
+        assert_eq!(read_all(&f.fs, ino), b"written", "{name}");
+    }
+    assert_eq!(f.remote.files_in(&Id::root()).len(), 4);
+}
