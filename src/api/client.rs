@@ -39,8 +39,9 @@ use tokio_util::io::ReaderStream;
 use super::model::{Envelope, FolderPage, files_from_json};
 use super::paging::{PER_PAGE, PageRule};
 use super::response::{
-    Attempt, Safety, answer_body, answer_head, api_answer, api_body_async, content_range, describe,
-    download_from, header_u64, protocol, range_header, send_failure, server_text, storage_status,
+    Attempt, ListingAnswer, Safety, answer_body, answer_head, api_answer, api_body_async,
+    content_range, describe, download_from, header_u64, page_answer, protocol, range_header,
+    send_failure, server_text, storage_status,
 };
 use super::retry::{Backoff, MAX_RETRY_AFTER, RateBudget};
 use super::{ApiError, Download, File, Folder, Id, Listing, Remote};
@@ -336,6 +337,17 @@ impl Client {
         safety: Safety,
         build: impl Fn(&reqwest::blocking::Client, u32) -> Result<RequestBuilder, ApiError>,
     ) -> Result<Envelope, ApiError> {
+        self.call_as(context, safety, build, api_answer)
+    }
+
+    /// [`Client::call`], with the answer read by `answer`.
+    fn call_as<T>(
+        &self,
+        context: &str,
+        safety: Safety,
+        build: impl Fn(&reqwest::blocking::Client, u32) -> Result<RequestBuilder, ApiError>,
+        answer: fn(Response, &str, Safety, &str) -> Attempt<T>,
+    ) -> Result<T, ApiError> {
         self.with_retries(context, |attempt| {
             if let Some(budget) = &self.inner.budget {
                 budget.acquire();
@@ -345,10 +357,27 @@ impl Client {
                 Err(error) => return Attempt::Fail(error),
             };
             match request.send() {
-                Ok(response) => api_answer(response, context, safety, &self.inner.key),
+                Ok(response) => answer(response, context, safety, &self.inner.key),
                 Err(error) => send_failure(error, context, safety),
             }
         })
+    }
+
+    /// A page of a folder listing (`GET /media/folders` with `query`) and the call's context.
+    fn get_page(&self, query: &[(&str, &str)]) -> Result<(FolderPage, String), ApiError> {
+        let (url, context) = self.endpoint(&Method::GET, "/media/folders", &[], query);
+        let get = |api: &reqwest::blocking::Client, _| Ok(api.get(url.clone()));
+        let page = match self.call_as(&context, Safety::Idempotent, get, page_answer)? {
+            ListingAnswer::Page(page) => Some(page),
+            ListingAnswer::Envelope(envelope) => match envelope.data {
+                Some(data) => FolderPage::from_json(&data, &context),
+                None => return Err(protocol(context, "the answer has no data".to_string())),
+            },
+        };
+        match page {
+            Some(page) => Ok((page, context)),
+            None => Err(unexpected_shape(context, "folders")),
+        }
     }
 
     /// A GET of the API returning `data` and the call's context.
@@ -382,17 +411,16 @@ impl Client {
                 ("per_page", PER_PAGE_TEXT),
                 ("page", &page_text),
             ]);
-            let (data, context) = self.get_data("/media/folders", &[], &query)?;
-            let page_listing = match FolderPage::from_json(&data, &context) {
-                Some(FolderPage::WithFiles(listing)) => listing,
-                Some(FolderPage::FoldersOnly(folders)) => {
+            let (page_listing, context) = self.get_page(&query)?;
+            let page_listing = match page_listing {
+                FolderPage::WithFiles(listing) => listing,
+                FolderPage::FoldersOnly(folders) => {
                     files_separately = true;
                     Listing {
                         folders,
                         files: Vec::new(),
                     }
                 }
-                None => return Err(unexpected_shape(context, "folders")),
             };
             if !rule.absorb(page_listing, &mut listing) {
                 break;

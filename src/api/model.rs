@@ -7,6 +7,7 @@
 //! null or malformed field becomes `None` (or an empty name), unknown fields are ignored, and
 //! only an entry without an `id` is dropped (with a warning), because nothing can address it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime};
@@ -145,6 +146,9 @@ fn parse_localised_number(number: &str) -> Option<f64> {
 /// model carries naive times).
 pub fn parse_date(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
+    if let Some(date) = parse_plain_date(text) {
+        return Some(date);
+    }
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(date) = NaiveDateTime::parse_from_str(text, format) {
             return Some(date);
@@ -162,20 +166,46 @@ pub fn parse_date(text: &str) -> Option<NaiveDateTime> {
         })
 }
 
-fn date_field(value: &Option<Value>) -> Option<NaiveDateTime> {
-    value.as_ref()?.as_str().and_then(parse_date)
+/// `Y-m-d H:i:s` exactly, as Cloudify writes every date, read without chrono's pattern
+/// parser (two dates in every listed file); `None` for anything else.
+fn parse_plain_date(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    let shape =
+        b.len() == 19 && (b[4], b[7], b[10], b[13], b[16]) == (b'-', b'-', b' ', b':', b':');
+    if !shape {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?;
+    date.and_hms_opt(number(11, 13)?, number(14, 16)?, number(17, 19)?)
 }
 
-fn text_field(value: &Option<Value>) -> Option<String> {
-    match value.as_ref()? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// A field of an entry as it came: borrowed from a JSON tree, or owned (read straight, so
+/// that its text is moved instead of copied).
+type Field<'a> = Option<Cow<'a, Value>>;
+
+fn date_field(value: Field<'_>) -> Option<NaiveDateTime> {
+    value?.as_str().and_then(parse_date)
+}
+
+fn text_field(value: Field<'_>) -> Option<String> {
+    match value? {
+        Cow::Owned(Value::String(s)) if !s.is_empty() => Some(s),
+        Cow::Borrowed(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        value => match &*value {
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        },
     }
 }
 
-fn id_field(value: &Option<Value>) -> Option<Id> {
-    value.as_ref().and_then(Id::from_json)
+fn id_field(value: Field<'_>) -> Option<Id> {
+    Id::from_json(&*value?)
 }
 
 /// Why a folder or file entry could not be used.
@@ -206,12 +236,28 @@ struct RawFolder {
 impl TryFrom<RawFolder> for Folder {
     type Error = MissingId;
 
-    fn try_from(raw: RawFolder) -> Result<Folder, MissingId> {
+    fn try_from(mut raw: RawFolder) -> Result<Folder, MissingId> {
+        Folder::from_fields(|name| {
+            let field = match name {
+                "id" => raw.id.take(),
+                "name" => raw.name.take(),
+                "created_at" => raw.created_at.take(),
+                "updated_at" => raw.updated_at.take(),
+                _ => None,
+            };
+            field.map(Cow::Owned)
+        })
+    }
+}
+
+impl Folder {
+    /// A folder from its JSON fields, whatever their types (`field` gives each by name, once).
+    fn from_fields<'a>(mut field: impl FnMut(&str) -> Field<'a>) -> Result<Folder, MissingId> {
         Ok(Folder {
-            id: id_field(&raw.id).ok_or(MissingId)?,
-            name: text_field(&raw.name).unwrap_or_default(),
-            created_at: date_field(&raw.created_at),
-            updated_at: date_field(&raw.updated_at),
+            id: id_field(field("id")).ok_or(MissingId)?,
+            name: text_field(field("name")).unwrap_or_default(),
+            created_at: date_field(field("created_at")),
+            updated_at: date_field(field("updated_at")),
         })
     }
 }
@@ -258,29 +304,50 @@ struct RawFile {
 impl TryFrom<RawFile> for File {
     type Error = MissingId;
 
-    fn try_from(raw: RawFile) -> Result<File, MissingId> {
-        let full_url = text_field(&raw.full_url);
-        let indirect_url = match &full_url {
-            Some(url) if !url.trim().is_empty() => None,
-            _ => text_field(&raw.indirect_url),
-        };
-        Ok(File {
-            id: id_field(&raw.id).ok_or(MissingId)?,
-            name: text_field(&raw.name).unwrap_or_default(),
-            basename: text_field(&raw.basename),
-            url: text_field(&raw.url),
-            full_url,
-            indirect_url,
-            size: raw.size.as_ref().and_then(SizeHint::from_json),
-            mime_type: text_field(&raw.mime_type),
-            folder_id: id_field(&raw.folder_id),
-            created_at: date_field(&raw.created_at),
-            updated_at: date_field(&raw.updated_at),
+    fn try_from(mut raw: RawFile) -> Result<File, MissingId> {
+        File::from_fields(|name| {
+            let field = match name {
+                "id" => raw.id.take(),
+                "name" => raw.name.take(),
+                "basename" => raw.basename.take(),
+                "url" => raw.url.take(),
+                "full_url" => raw.full_url.take(),
+                "indirect_url" => raw.indirect_url.take(),
+                "size" => raw.size.take(),
+                "mime_type" => raw.mime_type.take(),
+                "folder_id" => raw.folder_id.take(),
+                "created_at" => raw.created_at.take(),
+                "updated_at" => raw.updated_at.take(),
+                _ => None,
+            };
+            field.map(Cow::Owned)
         })
     }
 }
 
 impl File {
+    /// A file from its JSON fields, whatever their types (`field` gives each by name, once).
+    fn from_fields<'a>(mut field: impl FnMut(&str) -> Field<'a>) -> Result<File, MissingId> {
+        let full_url = text_field(field("full_url"));
+        let indirect_url = match &full_url {
+            Some(url) if !url.trim().is_empty() => None,
+            _ => text_field(field("indirect_url")),
+        };
+        Ok(File {
+            id: id_field(field("id")).ok_or(MissingId)?,
+            name: text_field(field("name")).unwrap_or_default(),
+            basename: text_field(field("basename")),
+            url: text_field(field("url")),
+            full_url,
+            indirect_url,
+            size: field("size").and_then(|v| SizeHint::from_json(&v)),
+            mime_type: text_field(field("mime_type")),
+            folder_id: id_field(field("folder_id")),
+            created_at: date_field(field("created_at")),
+            updated_at: date_field(field("updated_at")),
+        })
+    }
+
     /// Where the bytes are: `full_url`, or `indirect_url` for a private file.
     pub fn content_url(&self) -> Option<&str> {
         let usable = |u: &str| !u.trim().is_empty();
@@ -321,19 +388,39 @@ pub fn files_from_json(value: &Value, context: &str) -> Option<Vec<File>> {
     entries_from_json(value, context, "file")
 }
 
-fn entries_from_json<T: serde::de::DeserializeOwned>(
-    value: &Value,
-    context: &str,
-    kind: &str,
-) -> Option<Vec<T>> {
+/// A folder or file read from its JSON object in place: deserializing copies every field's
+/// JSON first and its text again after, which was a tenth of a listing's work.
+trait Entry: Sized {
+    fn from_object(object: &serde_json::Map<String, Value>) -> Result<Self, MissingId>;
+}
+
+impl Entry for Folder {
+    fn from_object(object: &serde_json::Map<String, Value>) -> Result<Folder, MissingId> {
+        Folder::from_fields(|name| object.get(name).map(Cow::Borrowed))
+    }
+}
+
+impl Entry for File {
+    fn from_object(object: &serde_json::Map<String, Value>) -> Result<File, MissingId> {
+        File::from_fields(|name| object.get(name).map(Cow::Borrowed))
+    }
+}
+
+fn entries_from_json<T: Entry>(value: &Value, context: &str, kind: &str) -> Option<Vec<T>> {
     let items = value.as_array()?;
     let parsed = items
         .iter()
-        .filter_map(|item| match T::deserialize(item) {
-            Ok(entry) => Some(entry),
-            Err(e) => {
-                log::warn!("{context}: skipping a {kind} entry the server sent: {e}");
-                None
+        .filter_map(|item| {
+            let entry = match item.as_object() {
+                Some(object) => T::from_object(object).map_err(|e| e.to_string()),
+                None => Err("not an object".to_string()),
+            };
+            match entry {
+                Ok(entry) => Some(entry),
+                Err(e) => {
+                    log::warn!("{context}: skipping a {kind} entry the server sent: {e}");
+                    None
+                }
             }
         })
         .collect();
@@ -374,6 +461,200 @@ impl FolderPage {
     }
 }
 
+/// The `error` flag of an envelope: `None` when missing or of no usable type.
+fn error_flag(value: Option<&Value>) -> Option<bool> {
+    match value? {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => Some(n.as_f64() != Some(0.0)),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "false" | "0" | "" => Some(false),
+            // botble/api sends `"error": "Unauthorized"`.
+            _ => Some(true),
+        },
+        _ => None,
+    }
+}
+
+impl FolderPage {
+    /// A listing page's whole answer read straight into folders and files, when it is a
+    /// success of the usual shape: an object whose `error` is false or missing and whose
+    /// `data` [`FolderPage::from_json`] would take. Skips the JSON tree every other answer is
+    /// read into first (two thirds of the work of reading a page: a page of 100 files is
+    /// some 70 KB, mostly fields the mount does not use). `None` for anything else, which
+    /// then goes the general way ([`Envelope`], [`FolderPage::from_json`]) and fails or
+    /// succeeds as it always did.
+    pub fn from_answer(body: &[u8], context: &str) -> Option<FolderPage> {
+        let answer: PageAnswer = serde_json::from_slice(body).ok()?;
+        if error_flag(answer.error.as_ref()) == Some(true) {
+            return None;
+        }
+        let PageData { folders, files } = answer.data?;
+        let (folders, files) = (folders.map(|f| f.0), files.map(|f| f.0));
+        if folders.is_none() && files.is_none() {
+            return None;
+        }
+        let mut page = Listing::default();
+        for (entries, kind) in [(folders, "folder"), (files, "file")] {
+            for entry in entries.into_iter().flatten() {
+                let skipped = match entry {
+                    Lenient::Folder(raw) => Folder::try_from(raw).map(|f| page.folders.push(f)),
+                    Lenient::File(raw) => File::try_from(*raw).map(|f| page.files.push(f)),
+                    Lenient::Other => {
+                        log::warn!(
+                            "{context}: skipping a {kind} entry the server sent: not an object"
+                        );
+                        continue;
+                    }
+                };
+                if let Err(e) = skipped {
+                    log::warn!("{context}: skipping a {kind} entry the server sent: {e}");
+                }
+            }
+        }
+        Some(FolderPage::WithFiles(page))
+    }
+}
+
+/// The answer to a listing page as [`FolderPage::from_answer`] reads it. `data` must be an
+/// object here (a plain array of folders goes the general way); any field of another type
+/// than expected fails the whole read, which then goes the general way too.
+#[derive(Deserialize)]
+struct PageAnswer {
+    #[serde(default)]
+    error: Option<Value>,
+    data: Option<PageData>,
+}
+
+/// `data` of a listing page: an object only (a derived struct would take an array too).
+struct PageData {
+    folders: Option<Entries<true>>,
+    files: Option<Entries<false>>,
+}
+
+impl<'de> Deserialize<'de> for PageData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = PageData;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PageData, A::Error> {
+                let mut data = PageData {
+                    folders: None,
+                    files: None,
+                };
+                // A repeated key counts as its last value, as in a JSON tree.
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match &*key {
+                        "folders" => data.folders = map.next_value()?,
+                        "files" => data.files = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(data)
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// The entries of an array: folders (`FOLDERS`) or files, each kept as read, whatever it is.
+struct Entries<const FOLDERS: bool>(Vec<Lenient>);
+
+/// One array element: an object read as a folder or file (not yet checked for an id), or
+/// anything else, which is skipped as [`FolderPage::from_json`] skips it.
+enum Lenient {
+    Folder(RawFolder),
+    File(Box<RawFile>),
+    Other,
+}
+
+impl<'de, const FOLDERS: bool> Deserialize<'de> for Entries<FOLDERS> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Array<const FOLDERS: bool>;
+        impl<'de, const FOLDERS: bool> serde::de::Visitor<'de> for Array<FOLDERS> {
+            type Value = Entries<FOLDERS>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of entries")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
+                while let Some(entry) = seq.next_element_seed(Element::<FOLDERS>)? {
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_seq(Array::<FOLDERS>)
+    }
+}
+
+/// Reads one element of an [`Entries`] array.
+struct Element<const FOLDERS: bool>;
+
+impl<'de, const FOLDERS: bool> serde::de::DeserializeSeed<'de> for Element<FOLDERS> {
+    type Value = Lenient;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Lenient, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, const FOLDERS: bool> serde::de::Visitor<'de> for Element<FOLDERS> {
+    type Value = Lenient;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an entry")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Lenient, A::Error> {
+        let map = serde::de::value::MapAccessDeserializer::new(map);
+        Ok(if FOLDERS {
+            Lenient::Folder(RawFolder::deserialize(map)?)
+        } else {
+            Lenient::File(Box::new(RawFile::deserialize(map)?))
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Lenient::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Lenient, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Lenient, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Lenient, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Lenient, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Lenient, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Lenient, E> {
+        Ok(Lenient::Other)
+    }
+}
+
 /// The parts of a response body the client looks at. Cloudify answers with the Botble
 /// envelope `{error, data, message}`; Laravel's own errors are `{message, errors}` (422) or
 /// `{message}` (404, 403), plus `exception`, `file`, `line`, `trace` in debug mode.
@@ -402,16 +683,7 @@ impl Envelope {
             }
             _ => return None,
         };
-        let error = match object.get("error") {
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::Number(n)) => Some(n.as_f64() != Some(0.0)),
-            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-                "false" | "0" | "" => Some(false),
-                // botble/api sends `"error": "Unauthorized"`.
-                _ => Some(true),
-            },
-            _ => None,
-        };
+        let error = error_flag(object.get("error"));
         let message = Self::message_of(&object);
         let data = object.remove("data").filter(|d| !d.is_null());
         Some(Envelope {
@@ -510,6 +782,30 @@ mod tests {
         );
         assert_eq!(parse_date("04/02/2026"), None);
         assert_eq!(parse_date(""), None);
+    }
+
+    #[test]
+    fn plain_dates_read_as_chrono_reads_them() {
+        let chrono = |t: &str| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok();
+        for text in [
+            "2026-02-04 15:26:17",
+            "0001-01-01 00:00:00",
+            "2024-02-29 23:59:59",
+            "2025-02-29 10:00:00",
+            "2026-13-01 10:00:00",
+            "2026-02-04 24:00:00",
+            "2026-02-04 15:26:1x",
+            "2026/02/04 15:26:17",
+            "+026-02-04 15:26:17",
+        ] {
+            let fast = parse_plain_date(text);
+            assert!(fast.is_none() || fast == chrono(text), "{text}");
+            assert_eq!(parse_date(text), chrono(text), "{text}");
+        }
+        assert!(parse_plain_date("2026-02-04 15:26:17").is_some());
+        // A leap second is left to chrono.
+        assert_eq!(parse_plain_date("2026-12-31 23:59:60"), None);
+        assert!(parse_date("2026-12-31 23:59:60").is_some());
     }
 
     #[test]
@@ -648,6 +944,71 @@ mod tests {
         ));
         assert_eq!(FolderPage::from_json(&json!({"id": "a"}), "t"), None);
         assert_eq!(FolderPage::from_json(&json!("text"), "t"), None);
+    }
+
+    /// A listing page's answer read the general way: the tree, the envelope, the page.
+    fn general_page(body: &str) -> Option<FolderPage> {
+        let envelope = Envelope::from_json(serde_json::from_str(body).ok()?)?;
+        if envelope.error == Some(true) {
+            return None;
+        }
+        FolderPage::from_json(envelope.data.as_ref()?, "t")
+    }
+
+    #[test]
+    fn a_page_read_straight_is_the_page_read_the_general_way() {
+        let file = full_file_json().to_string();
+        let folder =
+            r#"{"id": "d1", "name": "Docs", "color": null, "created_at": "2026-02-04 15:26:17"}"#;
+        let odd_files = format!(
+            r#"[{file}, "junk", null, 3, [1], {{"name": "no id"}}, {{"id": 5, "name": ["x"], "size": 12, "created_at": 7}}]"#
+        );
+        let bodies = [
+            format!(
+                r#"{{"error": false, "data": {{"folders": [{folder}], "files": [{file}]}}, "message": null}}"#
+            ),
+            format!(r#"{{"data": {{"files": {odd_files}, "extra": {{"a": [1, 2]}}}}}}"#),
+            format!(
+                r#"{{"error": 0, "data": {{"folders": [{folder}, {{"id": null}}], "files": null}}}}"#
+            ),
+            format!(r#"{{"error": "false", "data": {{"files": [{file}], "files": []}}}}"#),
+            r#"{"error": false, "data": {"folders": [], "files": []}}"#.to_string(),
+        ];
+        for body in &bodies {
+            let page = FolderPage::from_answer(body.as_bytes(), "t");
+            assert!(page.is_some(), "{body}");
+            assert_eq!(page, general_page(body), "{body}");
+        }
+        let Some(FolderPage::WithFiles(odd)) = FolderPage::from_answer(bodies[1].as_bytes(), "t")
+        else {
+            panic!("a page");
+        };
+        assert_eq!(odd.files.len(), 2, "the full file and id 5");
+        assert_eq!(
+            (odd.files[1].name.as_str(), odd.files[1].size),
+            ("", Some(SizeHint::Exact(12)))
+        );
+
+        // Anything else is left to the general way, which decides as it always did.
+        for body in [
+            format!(r#"{{"error": true, "data": {{"files": [{file}]}}, "message": "no"}}"#),
+            format!(r#"{{"error": "Unauthorized", "data": {{"files": [{file}]}}}}"#),
+            r#"{"error": false, "data": null}"#.to_string(),
+            r#"{"error": false}"#.to_string(),
+            format!(r#"{{"error": false, "data": [{folder}]}}"#),
+            format!(r#"[{folder}]"#),
+            r#"{"error": false, "data": {"folders": {"id": 1}}}"#.to_string(),
+            r#"{"error": false, "data": {"other": []}}"#.to_string(),
+            r#"{"error": false, "data": "text"}"#.to_string(),
+            r#"{"error": false, "data": {"files": [{"id": 1, "id": 2}]}}"#.to_string(),
+            "not json".to_string(),
+        ] {
+            assert_eq!(
+                FolderPage::from_answer(body.as_bytes(), "t"),
+                None,
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! The mapping depends only on the listing, so a name stays the same as long as the folder's
 //! content does.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use crate::api::{File, Folder, Id};
@@ -116,7 +117,7 @@ fn long_id_part(id: &Id) -> String {
     use sha2::Digest;
     let compact: String = id.as_str().chars().filter(|c| *c != '-').collect();
     if compact.chars().count() <= MAX_ID_IN_SUFFIX {
-        return sanitize(&compact);
+        return sanitize(&compact).into_owned();
     }
     let digest = sha2::Sha256::digest(id.as_str().as_bytes());
     hex::encode(&digest[..MAX_ID_IN_SUFFIX / 2])
@@ -139,24 +140,29 @@ fn suffixes(id: &Id) -> impl Iterator<Item = String> + use<> {
 pub fn display_name(stem: &str, extension: Option<&str>, suffix: &str) -> String {
     let stem = sanitize(stem);
     let ext = extension.map(sanitize).filter(|e| !e.is_empty());
-    let (stem, ext) = match ext {
-        Some(e) if e.len() <= MAX_KEPT_EXTENSION => (stem, format!(".{e}")),
-        Some(e) => (format!("{stem}.{e}"), String::new()),
-        None => (stem, String::new()),
+    let (stem, dot, ext) = match ext {
+        Some(e) if e.len() <= MAX_KEPT_EXTENSION => (stem, ".", e),
+        Some(e) => (Cow::Owned(format!("{stem}.{e}")), "", Cow::Borrowed("")),
+        None => (stem, "", Cow::Borrowed("")),
     };
-    let budget = NAME_MAX.saturating_sub(suffix.len() + ext.len());
-    let name = format!("{}{suffix}{ext}", cut(&stem, budget));
+    let budget = NAME_MAX.saturating_sub(suffix.len() + dot.len() + ext.len());
+    let name = format!("{}{suffix}{dot}{ext}", cut(&stem, budget));
     match name.as_str() {
         "" => "_".to_string(),
         "." => "_".to_string(),
         ".." => "__".to_string(),
+        _ if name.len() <= NAME_MAX => name,
         _ => cut(&name, NAME_MAX).to_string(),
     }
 }
 
 /// Replaces the two bytes a POSIX name cannot hold.
-fn sanitize(s: &str) -> String {
-    s.replace(['/', '\0'], "_")
+fn sanitize(s: &str) -> Cow<'_, str> {
+    if s.contains(['/', '\0']) {
+        Cow::Owned(s.replace(['/', '\0'], "_"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -174,6 +180,9 @@ fn cut(s: &str, max: usize) -> &str {
 /// The key under which two names collide: lowercase, with the accents of Latin letters
 /// removed ("É" and "e" are equal; "д" and "d" are not).
 pub fn fold(name: &str) -> String {
+    if name.is_ascii() {
+        return name.to_ascii_lowercase();
+    }
     let mut out = String::with_capacity(name.len());
     for c in name.chars().flat_map(char::to_lowercase) {
         match latin_base(c) {

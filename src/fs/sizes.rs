@@ -38,6 +38,9 @@ use crate::api::{File, Id, Remote, SizeHint};
 /// How many HEADs of one batch run at once.
 pub const HEAD_PARALLELISM: usize = 16;
 
+/// Files looked up in the disk cache with one query.
+const LOOKUP_CHUNK: usize = 500;
+
 /// Sizes learnt by a batch are written to disk in transactions of this many.
 const SAVE_EVERY: usize = 256;
 
@@ -45,23 +48,44 @@ const SAVE_EVERY: usize = 256;
 pub struct SizeCache {
     /// The SQLite connection; the lock is held for local disk work only, never across HTTP.
     db: Mutex<Option<Connection>>,
-    /// Files (id, stamp) whose storage told no length. Taken alone, never with `db`.
-    unknown: Mutex<HashSet<(Id, String)>>,
+    /// Files whose storage told no length. Taken alone, never with `db`.
+    unknown: Mutex<HashSet<Version>>,
     /// Lengths learnt at the end of a body, kept here too so they hold without a disk cache.
     /// Taken alone, never with `db`.
-    learnt: Mutex<HashMap<(Id, String), u64>>,
+    learnt: Mutex<HashMap<Version, u64>>,
     /// Sizes learnt by HEADs in this mount, so listings and `getattr` find them without the
     /// disk. Taken alone, never with `db`.
-    heads: Mutex<HashMap<(Id, String), u64>>,
+    heads: Mutex<HashMap<Version, u64>>,
     /// Those of `heads` not yet written to disk ([`SizeCache::save`]). Taken alone.
     unsaved: Mutex<Vec<(Id, String, u64)>>,
 }
 
-/// The cache key of a file: its id and its `updated_at` as text ("" when missing).
+/// A version of a file in memory: its id and its `updated_at`. Cheap to make, unlike its
+/// [`stamp`]: a listing and every readdir entry ask the maps above.
+type Version = (Id, Option<chrono::NaiveDateTime>);
+
+fn version(file: &File) -> Version {
+    (file.id.clone(), file.updated_at)
+}
+
+/// The cache key of a file on disk: its id and its `updated_at` as text ("" when missing).
 fn stamp(file: &File) -> String {
-    file.updated_at
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
+    use chrono::{Datelike, Timelike};
+    match file.updated_at {
+        // As `format("%Y-%m-%d %H:%M:%S")`, which parses its pattern on every call: a
+        // listing asks this for every file.
+        Some(t) if (0..=9999).contains(&t.year()) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => String::new(),
+    }
 }
 
 impl SizeCache {
@@ -98,16 +122,24 @@ impl SizeCache {
 
     /// The exact size of `file` if this mount learnt it already (memory only, no disk).
     pub fn known(&self, file: &File) -> Option<u64> {
-        let key = (file.id.clone(), stamp(file));
+        let key = version(file);
         let head = self.heads.lock().get(&key).copied();
-        head.or_else(|| self.learnt.lock().get(&key).copied())
+        head.or_else(|| {
+            let learnt = self.learnt.lock();
+            (!learnt.is_empty()).then(|| learnt.get(&key).copied())?
+        })
     }
 
     /// Records the size a HEAD gave; it reaches the disk at the next [`SizeCache::save`].
     fn remember(&self, file: &File, size: u64) {
-        let key = (file.id.clone(), stamp(file));
-        self.heads.lock().insert(key.clone(), size);
-        self.unsaved.lock().push((key.0, key.1, size));
+        self.heads.lock().insert(version(file), size);
+    }
+
+    /// Queues a size [`SizeCache::remember`]ed for the next [`SizeCache::save`].
+    fn to_save(&self, file: &File, size: u64) {
+        self.unsaved
+            .lock()
+            .push((file.id.clone(), stamp(file), size));
     }
 
     /// Writes the sizes remembered since the last call to disk, in one transaction.
@@ -118,27 +150,24 @@ impl SizeCache {
 
     /// Whether the storage of `file` (this version of it) was found to tell no length.
     pub fn length_unknown(&self, file: &File) -> bool {
-        self.unknown
-            .lock()
-            .contains(&(file.id.clone(), stamp(file)))
+        let unknown = self.unknown.lock();
+        !unknown.is_empty() && unknown.contains(&version(file))
     }
 
     fn mark_length_unknown(&self, file: &File) {
         log::debug!("file {}: storage tells no length; read to the end", file.id);
-        self.unknown.lock().insert((file.id.clone(), stamp(file)));
+        self.unknown.lock().insert(version(file));
     }
 
     /// Whether the size of `file` was learnt at the end of its body in this mount (the
     /// kernel may still hold the rounded size for a while).
     pub fn learnt_from_body(&self, file: &File) -> bool {
-        self.learnt
-            .lock()
-            .contains_key(&(file.id.clone(), stamp(file)))
+        self.learnt.lock().contains_key(&version(file))
     }
 
     /// Records the length of `file` seen at the end of its body, as its exact size.
     pub fn learn_from_body(&self, file: &File, size: u64) {
-        let key = (file.id.clone(), stamp(file));
+        let key = version(file);
         self.unknown.lock().remove(&key);
         self.learnt.lock().insert(key, size);
         self.put_many(&[(file, size)]);
@@ -174,20 +203,43 @@ impl SizeCache {
         let Some(conn) = guard.as_ref() else {
             return found;
         };
-        let Ok(mut stmt) =
-            conn.prepare_cached("SELECT size FROM sizes WHERE id = ?1 AND updated_at = ?2")
-        else {
+        let asked: Vec<&File> = files
+            .iter()
+            .filter(|f| !found.contains_key(&f.id))
+            .copied()
+            .collect();
+        // One read transaction, and a query per some hundred files: on its own every query
+        // locks and checks the database file (two system calls each), which was a quarter
+        // of the mount's work to list 10,000 files. Dropped at the end, it ends without
+        // writing.
+        let Ok(tx) = conn.unchecked_transaction() else {
             return found;
         };
-        for file in files {
-            if found.contains_key(&file.id) {
-                continue;
-            }
-            let size: Option<i64> = stmt
-                .query_row(params![file.id.as_str(), stamp(file)], |r| r.get(0))
-                .ok();
-            if let Some(size) = size.and_then(|s| u64::try_from(s).ok()) {
-                found.insert(file.id.clone(), size);
+        for chunk in asked.chunks(LOOKUP_CHUNK) {
+            let by_id: HashMap<&str, &File> = chunk.iter().map(|f| (f.id.as_str(), *f)).collect();
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT id, updated_at, size FROM sizes WHERE id IN ({marks})");
+            let Ok(mut stmt) = tx.prepare_cached(&sql) else {
+                return found;
+            };
+            let ids = rusqlite::params_from_iter(chunk.iter().map(|f| f.id.as_str()));
+            let Ok(mut rows) = stmt.query(ids) else {
+                return found;
+            };
+            while let Ok(Some(row)) = rows.next() {
+                let (Ok(id), Ok(updated), Ok(size)) = (
+                    row.get_ref(0).and_then(|v| Ok(v.as_str()?)),
+                    row.get_ref(1).and_then(|v| Ok(v.as_str()?)),
+                    row.get::<_, i64>(2),
+                ) else {
+                    continue;
+                };
+                if let Some(file) = by_id.get(id)
+                    && stamp(file) == updated
+                    && let Ok(size) = u64::try_from(size)
+                {
+                    found.insert(file.id.clone(), size);
+                }
             }
         }
         found
@@ -262,10 +314,10 @@ fn known_one(cache: &SizeCache, file: &File) -> Option<Option<u64>> {
 }
 
 /// A file of a batch, by id and `updated_at`.
-type ProbeKey = (Id, String);
+type ProbeKey = Version;
 
 fn key_of(file: &File) -> ProbeKey {
-    (file.id.clone(), stamp(file))
+    version(file)
 }
 
 /// Where a file of a batch is. A file leaves the map when its HEAD answered: its size is
@@ -412,22 +464,19 @@ impl Probes {
 
     /// One HEAD of a claimed file; its result is recorded and handed to its waiters.
     fn head(&self, file: &File) -> Result<Option<u64>, FsError> {
-        let result = match self.remote.content_length(file) {
-            Ok(Some(n)) => {
-                self.cache.remember(file, n);
-                Ok(Some(n))
-            }
-            Ok(None) => {
-                self.cache.mark_length_unknown(file);
-                Ok(None)
-            }
-            Err(e) => {
-                log::debug!("HEAD of file {} failed: {e}", file.id);
-                Err(FsError::from(e))
-            }
-        };
+        let result = self.remote.content_length(file).map_err(|e| {
+            log::debug!("HEAD of file {} failed: {e}", file.id);
+            FsError::from(e)
+        });
         let key = key_of(file);
         let mut state = self.state.lock();
+        // Recorded as the file leaves the map, under its lock: once it is gone from there,
+        // its size is known.
+        match result {
+            Ok(Some(n)) => self.cache.remember(file, n),
+            Ok(None) => self.cache.mark_length_unknown(file),
+            Err(_) => {}
+        }
         let waiters = match state.remove(&key) {
             Some(Probe::Running { waiters }) => waiters,
             _ => 0,
@@ -439,6 +488,10 @@ impl Probes {
             state.insert(key, Probe::Failed { error, waiters });
         }
         self.changed.notify_all();
+        drop(state);
+        if let Ok(Some(n)) = result {
+            self.cache.to_save(file, n);
+        }
         result
     }
 
@@ -482,6 +535,7 @@ impl Probes {
         match n {
             Some(n) => {
                 self.cache.remember(file, n);
+                self.cache.to_save(file, n);
                 self.cache.save();
             }
             None => self.cache.mark_length_unknown(file),
@@ -525,6 +579,53 @@ mod tests {
         };
         assert_eq!((sizes.get(&a), sizes.get(&b)), (Some(&1234), Some(&5)));
         assert_eq!(remote.heads(), 2, "no HEAD after a remount");
+    }
+
+    #[test]
+    fn the_cache_key_is_the_date_as_the_server_writes_it() {
+        let mut file: File = serde_json::from_value(serde_json::json!({"id": "a"})).unwrap();
+        assert_eq!(stamp(&file), "");
+        for text in [
+            "2026-02-04 05:06:07",
+            "0987-12-31 23:59:59",
+            "2024-02-29 00:00:00",
+        ] {
+            file.updated_at = crate::api::model::parse_date(text);
+            assert_eq!(stamp(&file), text);
+        }
+        file.updated_at =
+            chrono::NaiveDate::from_ymd_opt(12345, 1, 2).and_then(|d| d.and_hms_opt(3, 4, 5));
+        let long = file
+            .updated_at
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        assert_eq!(stamp(&file), long);
+    }
+
+    #[test]
+    fn the_disk_cache_finds_many_files_by_id_and_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SizeCache::open(dir.path());
+        let file = |i: usize, day: u32| -> File {
+            let date = format!("2026-01-{day:02} 10:00:00");
+            serde_json::from_value(serde_json::json!({"id": format!("f{i}"), "updated_at": date}))
+                .unwrap()
+        };
+        let stored: Vec<File> = (0..1200).map(|i| file(i, 1)).collect();
+        let sizes: Vec<(&File, u64)> = stored.iter().map(|f| (f, 7)).collect();
+        cache.put_many(&sizes);
+        // Some changed since (another date), some never stored.
+        let asked: Vec<File> = (0..1300)
+            .map(|i| file(i, if i % 7 == 0 { 2 } else { 1 }))
+            .collect();
+        let found = cache.get_many(&asked.iter().collect::<Vec<_>>());
+        let expected = (0..1200).filter(|i: &usize| !i.is_multiple_of(7)).count();
+        assert_eq!(found.len(), expected);
+        for (id, &n) in &found {
+            let i: usize = id.as_str()[1..].parse().unwrap();
+            assert!(n == 7 && i < 1200 && !i.is_multiple_of(7), "{id}");
+        }
     }
 
     #[test]
