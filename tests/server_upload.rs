@@ -1,5 +1,6 @@
 //! cloudify-server uploads: names, slugs and suffixes, the two type checks, size limits,
-//! private files, storage failures, and a 50 MiB upload with flat server memory.
+//! private files, storage failures, a 50 MiB upload with flat server memory, and forms that
+//! do not end.
 
 mod common;
 
@@ -271,4 +272,63 @@ fn a_50_mib_upload_streams_through_flat_memory() {
     assert_eq!(resp.content_length(), Some(LEN as u64));
     let got = resp.bytes().unwrap();
     assert!(got[..] == body[..], "downloaded bytes differ");
+}
+
+/// An upload sent with a chunked body (as the mount streams a file while it is written)
+/// whose form does not end: the body stops before the closing boundary, cleanly or by a cut
+/// connection. Nothing is stored; only a whole form is.
+#[test]
+fn an_upload_whose_form_does_not_end_stores_nothing() {
+    use std::io::{Read, Write};
+
+    let srv = TestServer::default_server();
+    let addr = srv.origin.trim_start_matches("http://").to_string();
+    let part = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+                 Content-Type: text/plain\r\n\r\n"
+        .iter()
+        .chain(b"partial content\n".repeat(1000).iter())
+        .copied()
+        .collect::<Vec<u8>>();
+    let send = |chunks: &[&[u8]], end: bool| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST /api/v1/media/files HTTP/1.1\r\nHost: x\r\nX-API-KEY: {}\r\n\
+             Accept: application/json\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            common::TEST_KEY
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        for c in chunks {
+            s.write_all(format!("{:x}\r\n", c.len()).as_bytes())
+                .unwrap();
+            s.write_all(c).unwrap();
+            s.write_all(b"\r\n").unwrap();
+        }
+        if !end {
+            return String::new();
+        }
+        s.write_all(b"0\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let files = || srv.client().get("/files").1["data"].clone();
+
+    let answer = send(&[&part], true);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(files(), json!([]));
+
+    // Cut: the connection closes in the middle of the file part.
+    send(&[&part], false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while srv.log().matches("POST /api/v1/media/files 400").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", srv.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(files(), json!([]));
+
+    // The same form, ended: stored.
+    let answer = send(&[&part, b"\r\n--XyZ--\r\n"], true);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(files().as_array().unwrap().len(), 1);
 }
