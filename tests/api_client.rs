@@ -989,3 +989,113 @@ fn a_request_timeout_answer_is_retried_like_a_server_error() {
     assert!(e.is_transient());
     assert_eq!(n, 3, "one try and two retries");
 }
+
+// ---- uploads while written ----
+
+#[test]
+fn a_streamed_upload_sends_the_content_as_it_comes() {
+    let server = Scripted::start(|_| {
+        Reply::ok(json!({"id": "n1", "name": "big", "basename": "big.zip", "folder_id": "d9"}))
+    });
+    let content: Vec<u8> = (0..3 * 1024 * 1024 + 77).map(|i| (i % 251) as u8).collect();
+    let mut upload = server
+        .client()
+        .start_upload(&Id::new("d9"), "big.zip")
+        .expect("the client streams uploads");
+    // Small writes are gathered into larger pieces, large ones go as they come.
+    let (small, large) = content.split_at(100_000);
+    for piece in small.chunks(1000).chain(large.chunks(1 << 20)) {
+        upload
+            .send(bytes::Bytes::copy_from_slice(piece))
+            .expect("send");
+    }
+    let file = upload.finish().expect("stored");
+    assert_eq!(file.id, Id::new("n1"));
+
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path(), "/api/v1/media/files");
+    assert_eq!(seen[0].header("x-api-key"), Some(KEY));
+    assert_eq!(seen[0].header("transfer-encoding"), Some("chunked"));
+    let body = String::from_utf8_lossy(&seen[0].body);
+    assert!(
+        body.contains("name=\"folder_id\"\r\n\r\nd9\r\n"),
+        "{body:.300}"
+    );
+    assert!(
+        body.contains("name=\"file\"; filename=\"big.zip\""),
+        "{body:.300}"
+    );
+    assert!(
+        body.contains("Content-Type: application/zip"),
+        "{body:.300}"
+    );
+    assert!(
+        file_part(&seen[0].body) == &content[..],
+        "the file part differs"
+    );
+}
+
+/// Polls `done` until it holds; panics after a minute.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited a minute for {what}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A streamed upload dropped before `finish` is cut off: cloudify-server gets a form that
+/// never ends and stores nothing. A finished one is stored whole.
+#[test]
+fn a_dropped_streamed_upload_stores_nothing() {
+    let srv = common::TestServer::default_server();
+    let client = client_for(&srv.origin, |c| c.api_key = common::TEST_KEY.to_string());
+    let content: Vec<u8> = b"PK\x03\x04"
+        .iter()
+        .copied()
+        .chain((0..2 * 1024 * 1024).map(|i| (i % 251) as u8))
+        .collect();
+
+    let mut upload = client
+        .start_upload(&Id::root(), "cut.zip")
+        .expect("streams");
+    upload
+        .send(bytes::Bytes::copy_from_slice(&content))
+        .expect("send");
+    wait_until("the server to get the upload", || {
+        srv.stats()["api"]["upload"] == 1
+    });
+    drop(upload);
+    wait_until("the server to end the cut upload", || {
+        srv.log().contains("access: POST /api/v1/media/files ")
+    });
+    let listing = client.list_folder(&Id::root()).expect("listing");
+    assert!(listing.files.is_empty(), "{:?}", listing.files);
+
+    let mut upload = client
+        .start_upload(&Id::root(), "whole.zip")
+        .expect("streams");
+    for piece in content.chunks(300_000) {
+        upload
+            .send(bytes::Bytes::copy_from_slice(piece))
+            .expect("send");
+    }
+    let file = upload.finish().expect("stored");
+    assert_eq!(file.name, "whole");
+    let mut body = Vec::new();
+    let mut download = client.download(&file, 0, None).expect("download");
+    download.body.read_to_end(&mut body).expect("read");
+    assert!(body == content, "the stored bytes differ");
+    assert_eq!(
+        client
+            .list_folder(&Id::root())
+            .expect("listing")
+            .files
+            .len(),
+        1
+    );
+}

@@ -27,7 +27,10 @@ use std::fs;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
 
 use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -44,7 +47,7 @@ use super::response::{
     send_failure, server_text, storage_status,
 };
 use super::retry::{Backoff, MAX_RETRY_AFTER, RateBudget};
-use super::{ApiError, Download, File, Folder, Id, Listing, Remote};
+use super::{ApiError, Download, File, Folder, Id, Listing, Remote, UploadStream};
 
 /// Settings of the HTTP client.
 #[derive(Clone)]
@@ -618,6 +621,9 @@ const UPLOAD_CHUNK: usize = 1024 * 1024;
 struct Uploads {
     client: reqwest::Client,
     runtime: Option<tokio::runtime::Runtime>,
+    /// The server answered a streamed upload with 411 Length Required: uploads are no
+    /// longer streamed (they wait for the whole content and say its length).
+    no_streaming: Arc<AtomicBool>,
 }
 
 impl Uploads {
@@ -648,7 +654,21 @@ impl Uploads {
         Ok(Uploads {
             client,
             runtime: Some(runtime),
+            no_streaming: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The runtime, unless it cannot be used from here: the `Client` is being dropped, or
+    /// this is async code, where `block_on` would panic (the blocking API, like reqwest's
+    /// blocking client, is not for async code).
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, &'static str> {
+        let Some(runtime) = &self.runtime else {
+            return Err("the HTTP client is shut down");
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err("an upload cannot be sent from inside an async runtime");
+        }
+        Ok(runtime)
     }
 
     /// Sends one upload attempt, a POST of the multipart `form` that must be answered
@@ -661,36 +681,184 @@ impl Uploads {
         context: &str,
         key: &str,
     ) -> Attempt<Envelope> {
-        let unusable = |message: &str| {
-            Attempt::Fail(ApiError::Local {
-                context: context.to_string(),
-                source: io::Error::other(message.to_string()),
-            })
-        };
-        // The runtime is only taken when the client is dropped.
-        let Some(runtime) = &self.runtime else {
-            return unusable("the HTTP client is shut down");
-        };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // `block_on` would panic: the blocking API, like reqwest's blocking client, is
-            // not for async code.
-            return unusable("an upload cannot be sent from inside an async runtime");
-        }
-        runtime.block_on(async {
-            let request = self.client.post(url.clone()).timeout(deadline);
-            let response = match request.multipart(form).send().await {
-                Ok(response) => response,
-                Err(error) => return send_failure(error, context, Safety::Once),
-            };
-            let head = match answer_head(response.status(), response.headers(), context, key) {
-                Ok(head) => head,
-                Err(outcome) => return outcome,
-            };
-            match api_body_async(response, context, Safety::Once).await {
-                Ok(body) => answer_body(head, &body, context, Safety::Once, key),
-                Err(outcome) => outcome,
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(message) => {
+                return Attempt::Fail(ApiError::Local {
+                    context: context.to_string(),
+                    source: io::Error::other(message),
+                });
             }
-        })
+        };
+        let request = self.client.post(url.clone()).timeout(deadline);
+        runtime.block_on(exchange(request.multipart(form), context, key, None))
+    }
+}
+
+/// Sends an upload request and classifies the answer like any API call's. `no_streaming`
+/// is set when the server wants the length of the body first (411).
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    context: &str,
+    key: &str,
+    no_streaming: Option<&AtomicBool>,
+) -> Attempt<Envelope> {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return send_failure(error, context, Safety::Once),
+    };
+    if response.status() == StatusCode::LENGTH_REQUIRED
+        && let Some(flag) = no_streaming
+        && !flag.swap(true, Ordering::Relaxed)
+    {
+        log::info!(
+            "the server refuses uploads of unknown length (HTTP 411): files are uploaded \
+             once they are closed from now on, not while they are written"
+        );
+    }
+    let head = match answer_head(response.status(), response.headers(), context, key) {
+        Ok(head) => head,
+        Err(outcome) => return outcome,
+    };
+    match api_body_async(response, context, Safety::Once).await {
+        Ok(body) => answer_body(head, &body, context, Safety::Once, key),
+        Err(outcome) => outcome,
+    }
+}
+
+/// Bytes gathered from small writes before they go to the connection as one piece.
+const STREAM_PIECE: usize = 256 * 1024;
+
+/// Pieces a streamed upload holds before its writer waits: with the piece on its way and
+/// the socket's buffers, a few MiB of the file in memory (pieces of 1 MiB when written so).
+const STREAM_PIECES: usize = 4;
+
+/// The most a streamed upload may still hold when its content ends, for the deadline of
+/// the answer.
+const STREAM_HELD: u64 = (STREAM_PIECES as u64 + 1) * 2 * 1024 * 1024;
+
+/// What a streamed upload's body is fed with.
+enum Piece {
+    Data(Bytes),
+    /// The content is whole: the body ends (with the form's closing boundary).
+    End,
+}
+
+/// The body of a streamed upload: the pieces as they come. Should the feeding side go
+/// away without [`Piece::End`], the body fails instead of ending, so the request is cut
+/// off and the form never completes: the server stores nothing.
+fn stream_body(
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+) -> impl futures_util::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let item = match rx.recv().await {
+            Some(Piece::Data(bytes)) => Ok(bytes),
+            Some(Piece::End) => return None,
+            None => Err(io::Error::other("the upload was abandoned")),
+        };
+        Some((item, rx))
+    })
+}
+
+/// [`UploadStream`] of the [`Client`]: the request runs on the upload runtime, fed
+/// through a bounded channel by the writing thread.
+struct StreamedUpload {
+    client: Client,
+    context: String,
+    tx: Option<tokio::sync::mpsc::Sender<Piece>>,
+    task: Option<tokio::task::JoinHandle<Attempt<Envelope>>>,
+    gathered: BytesMut,
+}
+
+impl StreamedUpload {
+    fn network(&self, message: String) -> ApiError {
+        ApiError::Network {
+            context: self.context.clone(),
+            message,
+        }
+    }
+
+    /// Hands a piece to the request, waiting for room at most the client's timeout.
+    fn put(&mut self, piece: Piece) -> Result<(), ApiError> {
+        let wait = self.client.inner.timeout;
+        let (Some(tx), Ok(runtime)) = (&self.tx, self.client.inner.uploads.runtime()) else {
+            return Err(self.network("the upload was abandoned".to_string()));
+        };
+        match runtime.block_on(async { tokio::time::timeout(wait, tx.send(piece)).await }) {
+            Ok(Ok(())) => Ok(()),
+            // The request is over before its body: its outcome says why.
+            Ok(Err(_)) => Err(match self.outcome(wait) {
+                Err(error) => error,
+                Ok(_) => protocol(
+                    self.context.clone(),
+                    "the server answered before the whole file was sent".to_string(),
+                ),
+            }),
+            Err(_) => Err(self.network(format!(
+                "the server took no data for {wait:?} (stalled upload)"
+            ))),
+        }
+    }
+
+    /// The request's outcome, waiting at most `deadline`.
+    fn outcome(&mut self, deadline: Duration) -> Result<Envelope, ApiError> {
+        let (Some(mut task), Ok(runtime)) = (self.task.take(), self.client.inner.uploads.runtime())
+        else {
+            return Err(self.network("the upload was abandoned".to_string()));
+        };
+        let waited = runtime.block_on(async { tokio::time::timeout(deadline, &mut task).await });
+        let attempt = match waited {
+            Ok(Ok(attempt)) => attempt,
+            Ok(Err(e)) => return Err(self.network(format!("the upload task failed: {e}"))),
+            Err(_) => {
+                task.abort();
+                return Err(self.network(format!("no answer within {deadline:?}")));
+            }
+        };
+        match attempt {
+            Attempt::Done(envelope) => Ok(envelope),
+            Attempt::Retry { error, .. } | Attempt::Fail(error) => Err(error),
+        }
+    }
+}
+
+impl UploadStream for StreamedUpload {
+    fn send(&mut self, data: Bytes) -> Result<(), ApiError> {
+        if self.gathered.is_empty() && data.len() >= STREAM_PIECE {
+            return self.put(Piece::Data(data));
+        }
+        self.gathered.extend_from_slice(&data);
+        if self.gathered.len() < STREAM_PIECE {
+            return Ok(());
+        }
+        let piece = self.gathered.split().freeze();
+        self.put(Piece::Data(piece))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<File, ApiError> {
+        if !self.gathered.is_empty() {
+            let piece = self.gathered.split().freeze();
+            self.put(Piece::Data(piece))?;
+        }
+        self.put(Piece::End)?;
+        self.tx = None;
+        let deadline = self.client.inner.timeout
+            + Duration::from_secs(STREAM_HELD / MIN_UPLOAD_BYTES_PER_SECOND);
+        let envelope = self.outcome(deadline)?;
+        let data = envelope.data.unwrap_or(Value::Null);
+        serde_json::from_value(data)
+            .map_err(|e| self.client.shape_error(self.context.clone(), "file", &e))
+    }
+}
+
+impl Drop for StreamedUpload {
+    fn drop(&mut self) {
+        // Unfinished: the request is cut off wherever it is (also when the server stopped
+        // reading, which a failing body alone would not end).
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -763,6 +931,45 @@ impl Remote for Client {
         })?;
         let data = envelope.data.unwrap_or(Value::Null);
         serde_json::from_value(data).map_err(|e| self.shape_error(context, "file", &e))
+    }
+
+    fn start_upload(&self, folder: &Id, name: &str) -> Option<Box<dyn UploadStream>> {
+        let uploads = &self.inner.uploads;
+        if uploads.no_streaming.load(Ordering::Relaxed) {
+            return None;
+        }
+        let runtime = uploads.runtime().ok()?;
+        let (url, context) = self.endpoint(&Method::POST, "/media/files", &[], &[]);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_PIECES);
+        let part = multipart::Part::stream(reqwest::Body::wrap_stream(stream_body(rx)))
+            .file_name(name.to_string())
+            .mime_str(mime_for(name))
+            .ok()?;
+        let form = multipart::Form::new()
+            .text("folder_id", folder.as_str().to_string())
+            .part("file", part);
+        // No deadline for the whole request: it lasts as long as the file is written. A
+        // server that stops taking data fails the writer's `send`, which drops the upload.
+        let request = uploads
+            .client
+            .post(url)
+            .timeout(Duration::from_secs(7 * 24 * 3600))
+            .multipart(form);
+        if let Some(budget) = &self.inner.budget {
+            budget.acquire();
+        }
+        let (task_context, key) = (context.clone(), self.inner.key.clone());
+        let no_streaming = uploads.no_streaming.clone();
+        let task = runtime.spawn(async move {
+            exchange(request, &task_context, &key, Some(&no_streaming)).await
+        });
+        Some(Box::new(StreamedUpload {
+            client: self.clone(),
+            context,
+            tx: Some(tx),
+            task: Some(task),
+            gathered: BytesMut::new(),
+        }))
     }
 
     fn trash_file(&self, id: &Id) -> Result<(), ApiError> {

@@ -117,6 +117,20 @@ pub struct Download {
     pub body: Box<dyn Read + Send>,
 }
 
+/// An upload whose content is sent while it is being written ([`Remote::start_upload`]).
+/// Dropped before [`UploadStream::finish`], the request is cut off before its body is whole,
+/// so the server stores nothing.
+pub trait UploadStream: Send {
+    /// Appends `data` to the file's content. Waits while the bytes not sent yet fill the
+    /// upload's buffer (a few MiB), so a writer goes at the pace of the network, but at most
+    /// the client's timeout; an error means this upload is lost (drop it).
+    fn send(&mut self, data: bytes::Bytes) -> Result<(), ApiError>;
+
+    /// Ends the content and waits for the server's answer: the stored file, which may carry
+    /// another name ("-1" suffix) than asked for.
+    fn finish(self: Box<Self>) -> Result<File, ApiError>;
+}
+
 /// The Cloudify operations the filesystem uses. Implementations must be safe to call from
 /// several FUSE worker threads at once; every method blocks until the server answered (with
 /// retries inside) and never holds a lock of the caller.
@@ -140,6 +154,15 @@ pub trait Remote: Send + Sync {
     /// Uploads the local file at `path` into `folder` under the file name `name`, streaming
     /// it. The returned file may carry another name ("-1" suffix) than asked for.
     fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError>;
+
+    /// Starts an upload into `folder` under the file name `name` whose content is sent as
+    /// it comes ([`UploadStream`]); `None` when this remote does not upload so (the caller
+    /// then uploads the whole content with [`Remote::upload_file`]). Not retried: a failed
+    /// streamed upload is for the caller to send again from its own copy.
+    fn start_upload(&self, folder: &Id, name: &str) -> Option<Box<dyn UploadStream>> {
+        let _ = (folder, name);
+        None
+    }
 
     /// Moves a file to Cloudify's trash (its name stays reserved).
     fn trash_file(&self, id: &Id) -> Result<(), ApiError>;
