@@ -1,6 +1,7 @@
 //! Test doubles of [`Remote`]: an in-memory library ([`MemRemote`]) that counts requests and
-//! can ignore Range headers, and a failure-injecting wrapper ([`Faulty`]) that breaks
-//! listings and download bodies on demand.
+//! can ignore Range headers, a failure-injecting wrapper ([`Faulty`]) that breaks listings
+//! and download bodies on demand, and a wrapper that takes uploads while their content is
+//! written ([`Streams`]) and breaks those on demand.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -526,6 +527,198 @@ impl<R: Remote> Remote for Faulty<R> {
             });
         }
         Ok(d)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
+}
+
+/// How the next streamed upload of a [`Streams`] remote breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFault {
+    /// `send` fails once the body would pass this many bytes (the connection broke).
+    SendAfter(u64),
+    /// `finish` fails with a server error (503) after the whole body was taken.
+    FinishServerError,
+    /// `finish` fails with the server's refusal of the content's type.
+    FinishTypeRefused,
+}
+
+/// What happened to the streamed uploads of a [`Streams`] remote.
+#[derive(Default)]
+pub struct StreamCounts {
+    pub started: AtomicUsize,
+    /// Finished and stored.
+    pub stored: AtomicUsize,
+    /// Dropped unfinished: the request was cut off and nothing stored.
+    pub abandoned: AtomicUsize,
+    /// Finished with an injected failure.
+    pub failed: AtomicUsize,
+}
+
+/// A [`MemRemote`] that also takes uploads while their content is written
+/// ([`Remote::start_upload`]), as the HTTP client does, and breaks them on demand. A
+/// finished streamed upload is stored by the inner remote's `upload_file`, so it counts in
+/// [`MemRemote::uploads`] and follows the same naming and type rules.
+pub struct Streams {
+    pub inner: Arc<MemRemote>,
+    pub counts: Arc<StreamCounts>,
+    faults: Mutex<Vec<StreamFault>>,
+}
+
+impl Streams {
+    pub fn new(inner: Arc<MemRemote>) -> Streams {
+        Streams {
+            inner,
+            counts: Arc::default(),
+            faults: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The next streamed upload breaks so (faults are taken in order, one per upload).
+    pub fn break_next_stream(&self, fault: StreamFault) {
+        self.faults.lock().push(fault);
+    }
+
+    pub fn started(&self) -> usize {
+        self.counts.started.load(Ordering::SeqCst)
+    }
+
+    pub fn stored(&self) -> usize {
+        self.counts.stored.load(Ordering::SeqCst)
+    }
+
+    pub fn abandoned(&self) -> usize {
+        self.counts.abandoned.load(Ordering::SeqCst)
+    }
+
+    pub fn failed(&self) -> usize {
+        self.counts.failed.load(Ordering::SeqCst)
+    }
+}
+
+struct MemUpload {
+    remote: Arc<MemRemote>,
+    counts: Arc<StreamCounts>,
+    folder: Id,
+    name: String,
+    body: Vec<u8>,
+    fault: Option<StreamFault>,
+    done: bool,
+}
+
+impl crate::api::UploadStream for MemUpload {
+    fn send(&mut self, data: bytes::Bytes) -> Result<(), ApiError> {
+        if let Some(StreamFault::SendAfter(n)) = self.fault
+            && (self.body.len() + data.len()) as u64 > n
+        {
+            return Err(ApiError::Network {
+                context: "POST /media/files".into(),
+                message: "injected break of a streamed upload".into(),
+            });
+        }
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<File, ApiError> {
+        self.done = true;
+        let context = "POST /media/files".to_string();
+        let failure = match self.fault {
+            Some(StreamFault::FinishServerError) => Some(ApiError::Server {
+                context,
+                status: 503,
+                message: "injected failure of a streamed upload".into(),
+            }),
+            Some(StreamFault::FinishTypeRefused) => Some(ApiError::TypeNotAllowed {
+                context,
+                message: "The file type is not allowed".into(),
+            }),
+            _ => None,
+        };
+        if let Some(e) = failure {
+            self.counts.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(e);
+        }
+        let local = |source| ApiError::Local {
+            context: "streamed upload".into(),
+            source,
+        };
+        let tmp = tempfile::NamedTempFile::new().map_err(local)?;
+        std::fs::write(tmp.path(), &self.body).map_err(local)?;
+        let stored = self
+            .remote
+            .upload_file(&self.folder, &self.name, tmp.path())?;
+        self.counts.stored.fetch_add(1, Ordering::SeqCst);
+        Ok(stored)
+    }
+}
+
+impl Drop for MemUpload {
+    fn drop(&mut self) {
+        if !self.done {
+            self.counts.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Remote for Streams {
+    fn list_folder(&self, folder: &Id) -> Result<Listing, ApiError> {
+        self.inner.list_folder(folder)
+    }
+
+    fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
+        self.inner.get_folder(id)
+    }
+
+    fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
+        self.inner.create_folder(parent, name)
+    }
+
+    fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.trash_folder(id)
+    }
+
+    fn delete_folder(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.delete_folder(id)
+    }
+
+    fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError> {
+        self.inner.upload_file(folder, name, path)
+    }
+
+    fn start_upload(&self, folder: &Id, name: &str) -> Option<Box<dyn crate::api::UploadStream>> {
+        self.counts.started.fetch_add(1, Ordering::SeqCst);
+        let fault = {
+            let mut faults = self.faults.lock();
+            (!faults.is_empty()).then(|| faults.remove(0))
+        };
+        Some(Box::new(MemUpload {
+            remote: self.inner.clone(),
+            counts: self.counts.clone(),
+            folder: folder.clone(),
+            name: name.to_string(),
+            body: Vec::new(),
+            fault,
+            done: false,
+        }))
+    }
+
+    fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.trash_file(id)
+    }
+
+    fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
+        self.inner.delete_file(id)
+    }
+
+    fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
+        self.inner.content_length(file)
+    }
+
+    fn download(&self, file: &File, offset: u64, end: Option<u64>) -> Result<Download, ApiError> {
+        self.inner.download(file, offset, end)
     }
 
     fn timeout(&self) -> Duration {

@@ -24,11 +24,13 @@ pub mod queue;
 mod recover;
 pub mod staging;
 pub mod store;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::fs;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -70,6 +72,8 @@ pub struct Pending {
     /// Why this content is not stored yet (empty, or a new name without an extension) was
     /// logged already.
     pub noted: bool,
+    /// Whether the content is uploaded while written ([`stream`]).
+    pub stream: stream::Streaming,
 }
 
 /// One pending inode: its state and the condition writers wait on while it uploads.
@@ -127,6 +131,8 @@ pub struct WriteState {
     pub times: Mutex<HashMap<Ino, Times>>,
     pub queue: queue::Queue,
     pub invalidator: OnceLock<Invalidator>,
+    /// Uploads running while their files are written ([`stream`]).
+    pub streams: Arc<AtomicUsize>,
 }
 
 impl WriteState {
@@ -144,6 +150,7 @@ impl WriteState {
             times: Mutex::new(HashMap::new()),
             queue: queue::Queue::new(),
             invalidator: OnceLock::new(),
+            streams: Arc::new(AtomicUsize::new(0)),
         }
     }
 

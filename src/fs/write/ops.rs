@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use super::staging::{Manifest, Staged, upload_name};
 use super::store::{self, Job};
+use super::stream::{self, Streaming};
 use super::{Handle, Pending, Slot};
 use crate::api::{File, Id, SizeHint};
 use crate::fs::config::DeleteMode;
@@ -39,7 +40,7 @@ pub(crate) enum StoreAt {
 /// becomes `sedAbC123.txt`), and such names are mostly temporary ones (sed -i, Python's
 /// `tempfile`) that are renamed right after the close; the rename then stores the content
 /// once under its final name.
-fn waits_for_a_name(st: &Pending) -> bool {
+pub(super) fn waits_for_a_name(st: &Pending) -> bool {
     st.replaces.is_none()
         && st.stored.is_none()
         && st.obsolete.is_empty()
@@ -281,6 +282,7 @@ impl CloudifyFs {
             unlinked: false,
             error: None,
             noted: false,
+            stream: Streaming::Candidate,
         }
     }
 
@@ -353,6 +355,7 @@ impl CloudifyFs {
                 continue;
             }
             if trunc && st.size > 0 {
+                stream::stop(&mut st)?;
                 st.file
                     .set_len(0)
                     .map_err(|e| io_error("truncating", &st.staged, e))?;
@@ -436,6 +439,9 @@ impl CloudifyFs {
         let h = self.writes.handle(fh)?;
         let slot = self.writes.slot(h.ino)?;
         let st = slot.state.lock();
+        if let Err(e) = stream::drain(&st) {
+            return Some(Err(e));
+        }
         let len = (size as u64).min(st.size.saturating_sub(offset)) as usize;
         let mut buf = vec![0; len];
         let mut done = 0;
@@ -457,17 +463,25 @@ impl CloudifyFs {
         }
         let slot = self.writes.slot(h.ino).ok_or(FsError::BadHandle(fh))?;
         let staging = self.writes.staging()?;
-        let size = {
+        let (size, handed) = {
             let mut st = slot.lock_idle();
             let end = offset + data.len() as u64;
             staging.check_space(end.saturating_sub(st.size))?;
-            st.file
-                .write_all_at(data, offset)
-                .map_err(|e| io_error("writing", &st.staged, e))?;
+            // The worker of a file uploaded while written writes its staged file.
+            let handed = self.stream_write(&mut st, offset, data)?;
+            if handed.is_none() {
+                st.file
+                    .write_all_at(data, offset)
+                    .map_err(|e| io_error("writing", &st.staged, e))?;
+            }
             st.size = st.size.max(end);
             self.mark_dirty(&mut st)?;
-            st.size
+            (st.size, handed)
         };
+        // After the lock: a writer faster than the upload waits for it here.
+        if let Some(handed) = handed {
+            handed.wait_for_room();
+        }
         self.writes.set_wrote(fh, true);
         self.set_local_size(h.ino, size);
         Ok(data.len() as u32)
@@ -602,6 +616,7 @@ impl CloudifyFs {
             return Ok(None);
         };
         let staging = self.writes.staging()?;
+        let streamed;
         let job = {
             let mut st = slot.lock_idle();
             if !st.dirty || st.unlinked || (at == StoreAt::Due && st.writers > 0) {
@@ -619,6 +634,7 @@ impl CloudifyFs {
                 st.error = Some(e.clone());
                 return Err(e);
             }
+            streamed = self.stream_for_store(&mut st)?;
             st.busy = true;
             Job {
                 folder: st.manifest.folder_id(),
@@ -632,7 +648,7 @@ impl CloudifyFs {
         let folder = job.folder.clone();
         let sent_name = job.name.clone();
         let replaced = job.replaces.is_some();
-        let result = store::store(&*self.remote, staging, job);
+        let result = store::store_or_finish(&*self.remote, staging, job, streamed);
         if result.is_err() {
             // The upload may have been stored (an answer lost), or an overwrite may have
             // put the old file back under a new id: fetch the folder again, but while the
@@ -816,6 +832,7 @@ impl CloudifyFs {
             let mut st = slot.lock_idle();
             if st.size != size {
                 staging.check_space(size.saturating_sub(st.size))?;
+                stream::stop(&mut st)?;
                 st.file
                     .set_len(size)
                     .map_err(|e| io_error("truncating", &st.staged, e))?;
@@ -880,6 +897,7 @@ impl CloudifyFs {
                 return self.unlink_settled(parent, ino);
             }
             st.unlinked = true;
+            stream::discard(&mut st);
             let mut copies: Vec<File> = std::mem::take(&mut st.obsolete);
             copies.extend(st.replaces.take());
             copies.extend(st.stored.take());
@@ -1032,6 +1050,7 @@ impl CloudifyFs {
                 let (held, backup, key) = {
                     let mut st = slot.lock_idle();
                     st.unlinked = true;
+                    stream::discard(&mut st);
                     let held = st.replaces.take().or(st.stored.take());
                     let key = (st.manifest.folder.clone(), st.manifest.name.clone());
                     (held, st.backup.take(), key)
@@ -1094,6 +1113,8 @@ impl CloudifyFs {
                 drop(st);
                 return self.rename_settled(ino, from.0, to, replaces, backup);
             }
+            // Not uploaded while written under the old name: stored under the new one.
+            stream::stop(&mut st)?;
             if let Some(old) = st.replaces.take() {
                 st.obsolete.push(old);
             }

@@ -21,6 +21,7 @@ use crate::api::{ApiError, File, Id, Remote};
 use crate::fs::error::FsError;
 
 use super::staging::{Manifest, Staged, Staging, upload_name};
+use super::stream::ForStore;
 
 /// What to store.
 pub struct Job {
@@ -94,6 +95,47 @@ pub fn store(remote: &dyn Remote, staging: &Staging, job: Job) -> Result<File, B
         Err(e) => Err(Box::new(restore(
             remote, staging, e, backup, &job.path, &staged_at,
         ))),
+    }
+}
+
+/// Stores `job` by ending its streamed upload when there is one (a new file, so nothing is
+/// replaced), else by [`store`]. A streamed upload that failed is sent again from the
+/// staged file by [`store`] (with its retries), unless the server refused the content for
+/// good (its type or size), which another upload of the same bytes cannot change.
+pub fn store_or_finish(
+    remote: &dyn Remote,
+    staging: &Staging,
+    job: Job,
+    streamed: Option<ForStore>,
+) -> Result<File, Box<Failure>> {
+    let Some(upload) = streamed.and_then(ForStore::upload) else {
+        return store(remote, staging, job);
+    };
+    match upload.finish() {
+        Ok(file) => Ok(file),
+        Err(e)
+            if matches!(
+                e,
+                ApiError::TypeNotAllowed { .. } | ApiError::TooLarge { .. }
+            ) =>
+        {
+            let message = format!(
+                "the new content stays staged at {}",
+                job.staged.data.display()
+            );
+            Err(Box::new(Failure {
+                error: not_stored(e, message),
+                replaces: job.replaces,
+                backup: job.backup,
+            }))
+        }
+        Err(e) => {
+            log::info!(
+                "{}: the upload while writing failed ({e}); uploading the staged copy",
+                job.path
+            );
+            store(remote, staging, job)
+        }
     }
 }
 

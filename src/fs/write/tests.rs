@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::api::Id;
 use crate::fs::config::DeleteMode;
 use crate::fs::sizes::SizeCache;
-use crate::fs::testing::MemRemote;
+use crate::fs::testing::{MemRemote, StreamFault, Streams};
+use crate::fs::write::ops::SetAttr;
+use crate::fs::write::stream;
 use crate::fs::{CloudifyFs, FsConfig, ROOT_INO};
 
 struct Fixture {
@@ -652,4 +654,299 @@ fn a_rename_whose_old_copy_cannot_be_removed_fails() {
         assert_eq!(read_all(&f.fs, ino), b"written", "{name}");
     }
     assert_eq!(f.remote.files_in(&Id::root()).len(), 4);
+}
+
+// --- uploads while written (stream.rs) -----------------------------------------------------
+
+fn streams_fixture(edit: impl FnOnce(&mut FsConfig)) -> (Fixture, Arc<Streams>) {
+    let remote = Arc::new(MemRemote::new());
+    let streams = Arc::new(Streams::new(remote.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = FsConfig::new(dir.path().to_path_buf());
+    config.dir_cache_time = Duration::ZERO;
+    edit(&mut config);
+    let fs = Arc::new(CloudifyFs::with_size_cache(
+        config,
+        streams.clone(),
+        SizeCache::disabled(),
+    ));
+    fs.start_background();
+    let f = Fixture {
+        fs,
+        remote,
+        _dir: dir,
+    };
+    (f, streams)
+}
+
+/// Bytes that differ from one MiB to the next, so a piece sent twice or out of place shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect()
+}
+
+const MIB: usize = 1 << 20;
+
+/// Writes `data` from `at` in pieces of 1 MiB, as `cp` does.
+fn write_on(fs: &CloudifyFs, fh: u64, at: u64, data: &[u8]) {
+    for (i, piece) in data.chunks(MIB).enumerate() {
+        fs.write(fh, at + (i * MIB) as u64, piece).unwrap();
+    }
+}
+
+/// Waits until `n` streamed uploads were dropped unfinished: a file's worker drops its
+/// upload after the piece it is sending.
+fn abandoned(streams: &Streams, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while streams.abandoned() < n {
+        assert!(Instant::now() < deadline, "{} of {n} dropped", streams.abandoned());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(streams.abandoned(), n);
+}
+
+fn stored_bytes(f: &Fixture, name: &str) -> Vec<u8> {
+    let files = f.remote.files_in(&Id::root());
+    let mut found = files.into_iter().filter(|(stem, _, _)| stem == name);
+    let (_, _, bytes) = found
+        .next()
+        .unwrap_or_else(|| panic!("{name} is not stored"));
+    assert!(found.next().is_none(), "{name} is stored twice");
+    bytes
+}
+
+#[test]
+fn a_large_new_file_is_uploaded_while_written() {
+    let (f, streams) = streams_fixture(|_| {});
+    let data = pattern(6 * MIB + 12345);
+    let (_, o) = f.fs.create(ROOT_INO, n("big.zip"), libc::O_WRONLY).unwrap();
+    write_on(&f.fs, o.fh, 0, &data[..3 * MIB]);
+    assert_eq!(
+        streams.started(),
+        0,
+        "not below {} bytes",
+        stream::STREAM_FROM
+    );
+    write_on(&f.fs, o.fh, 3 * MIB as u64, &data[3 * MIB..]);
+    assert_eq!(streams.started(), 1);
+    assert_eq!(f.remote.uploads(), 0, "nothing stored before the close");
+    // A read meanwhile sees every byte written (the worker writes the staged file).
+    let ino = f.fs.lookup(ROOT_INO, n("big.zip")).unwrap().attr.ino;
+    let r = f.fs.open(ino, libc::O_RDONLY).unwrap();
+    let tail = f.fs.read(r.fh, 6 * MIB as u64, 1 << 20).unwrap();
+    assert!(tail[..] == data[6 * MIB..], "the staged copy lacks written bytes");
+    f.fs.release(r.fh);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!((streams.stored(), streams.abandoned()), (1, 0));
+    assert_eq!(f.remote.uploads(), 1, "the streamed upload is the only one");
+    assert!(stored_bytes(&f, "big") == data, "stored bytes differ");
+    let e = f.fs.lookup(ROOT_INO, n("big.zip")).unwrap();
+    assert_eq!(e.attr.size, data.len() as u64);
+
+    // A small file is uploaded at close only.
+    put(&f.fs, ROOT_INO, "small.txt", b"small").unwrap();
+    assert_eq!(streams.started(), 1);
+    assert_eq!(stored_bytes(&f, "small"), b"small");
+}
+
+/// Every way the streamed upload cannot hold the content the close stores: the upload is
+/// dropped (its request cut off, nothing stored by it) and the staged copy is uploaded.
+#[test]
+fn writes_other_than_appending_fall_back_to_the_staged_upload() {
+    type Change = fn(&CloudifyFs, u64, u64, &mut Vec<u8>);
+    let seek_back: Change = |fs, _, fh, data| {
+        fs.write(fh, 10, b"rewritten").unwrap();
+        data[10..19].copy_from_slice(b"rewritten");
+    };
+    let gap: Change = |fs, _, fh, data| {
+        let at = data.len() + 100;
+        fs.write(fh, at as u64, b"after a hole").unwrap();
+        data.resize(at, 0);
+        data.extend_from_slice(b"after a hole");
+    };
+    let truncate: Change = |fs, ino, _, data| {
+        let set = SetAttr {
+            size: Some(MIB as u64),
+            ..SetAttr::default()
+        };
+        fs.setattr(ino, set).unwrap();
+        data.truncate(MIB);
+    };
+    for (what, change) in [
+        ("seek back", seek_back),
+        ("gap", gap),
+        ("truncate", truncate),
+    ] {
+        let (f, streams) = streams_fixture(|_| {});
+        let mut data = pattern(5 * MIB);
+        let (e, o) = f.fs.create(ROOT_INO, n("f.zip"), libc::O_WRONLY).unwrap();
+        write_on(&f.fs, o.fh, 0, &data);
+        assert_eq!(streams.started(), 1, "{what}");
+        change(&f.fs, e.attr.ino, o.fh, &mut data);
+        abandoned(&streams, 1);
+        // Appending again does not start another upload.
+        let more = pattern(5 * MIB);
+        write_on(&f.fs, o.fh, data.len() as u64, &more);
+        data.extend_from_slice(&more);
+        f.fs.flush(o.fh).unwrap();
+        f.fs.release(o.fh);
+        assert_eq!((streams.started(), streams.stored()), (1, 0), "{what}");
+        assert_eq!(f.remote.uploads(), 1, "{what}: the staged copy only");
+        assert!(stored_bytes(&f, "f") == data, "{what}: stored bytes differ");
+    }
+}
+
+#[test]
+fn a_rename_before_the_close_stores_the_staged_copy_under_the_new_name() {
+    let (f, streams) = streams_fixture(|_| {});
+    let data = pattern(5 * MIB);
+    let (_, o) = f.fs.create(ROOT_INO, n("tmp.zip"), libc::O_WRONLY).unwrap();
+    write_on(&f.fs, o.fh, 0, &data);
+    f.fs.rename(ROOT_INO, n("tmp.zip"), ROOT_INO, n("final.zip"), 0)
+        .unwrap();
+    abandoned(&streams, 1);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(streams.stored(), 0);
+    let names: Vec<String> = f
+        .remote
+        .files_in(&Id::root())
+        .into_iter()
+        .map(|(stem, _, _)| stem)
+        .collect();
+    assert_eq!(names, ["final"]);
+    assert!(stored_bytes(&f, "final") == data);
+}
+
+#[test]
+fn an_unlinked_file_being_written_stores_nothing() {
+    let (f, streams) = streams_fixture(|_| {});
+    let (_, o) =
+        f.fs.create(ROOT_INO, n("gone.zip"), libc::O_WRONLY)
+            .unwrap();
+    write_on(&f.fs, o.fh, 0, &pattern(5 * MIB));
+    f.fs.unlink(ROOT_INO, n("gone.zip")).unwrap();
+    write_on(&f.fs, o.fh, 5 * MIB as u64, &pattern(MIB));
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(streams.started(), 1);
+    abandoned(&streams, 1);
+    assert_eq!(f.remote.uploads(), 0);
+    assert!(f.remote.files_in(&Id::root()).is_empty());
+}
+
+#[test]
+fn a_failed_streamed_upload_is_sent_again_from_the_staged_copy() {
+    for fault in [
+        StreamFault::SendAfter(2 * MIB as u64 + 7),
+        StreamFault::FinishServerError,
+    ] {
+        let (f, streams) = streams_fixture(|_| {});
+        streams.break_next_stream(fault);
+        let data = pattern(7 * MIB + 3);
+        let (_, o) = f.fs.create(ROOT_INO, n("big.zip"), libc::O_WRONLY).unwrap();
+        write_on(&f.fs, o.fh, 0, &data);
+        f.fs.flush(o.fh).unwrap();
+        f.fs.release(o.fh);
+        assert_eq!((streams.started(), streams.stored()), (1, 0), "{fault:?}");
+        assert_eq!(f.remote.uploads(), 1, "{fault:?}: the staged copy");
+        assert!(
+            stored_bytes(&f, "big") == data,
+            "{fault:?}: stored bytes differ"
+        );
+    }
+}
+
+#[test]
+fn a_failed_streamed_upload_fails_the_close_when_the_staged_copy_fails_too() {
+    let (f, streams) = streams_fixture(|_| {});
+    streams.break_next_stream(StreamFault::FinishServerError);
+    f.remote.fail_next_uploads(1);
+    let data = pattern(5 * MIB);
+    let (e, o) = f.fs.create(ROOT_INO, n("big.zip"), libc::O_WRONLY).unwrap();
+    write_on(&f.fs, o.fh, 0, &data);
+    assert!(f.fs.flush(o.fh).is_err(), "the close reports the failure");
+    assert!(f.remote.files_in(&Id::root()).is_empty());
+    // The content stays staged: fsync stores it.
+    f.fs.fsync(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert!(stored_bytes(&f, "big") == data);
+    assert_eq!(f.fs.getattr(e.attr.ino).unwrap().attr.size, data.len() as u64);
+}
+
+#[test]
+fn a_streamed_upload_refused_for_its_type_is_not_sent_again() {
+    let (f, streams) = streams_fixture(|_| {});
+    streams.break_next_stream(StreamFault::FinishTypeRefused);
+    let (_, o) = f.fs.create(ROOT_INO, n("big.zip"), libc::O_WRONLY).unwrap();
+    write_on(&f.fs, o.fh, 0, &pattern(5 * MIB));
+    let err = f.fs.flush(o.fh).unwrap_err();
+    f.fs.release(o.fh);
+    assert_eq!(err.errno(), libc::EPERM, "{err}");
+    assert_eq!(streams.failed(), 1);
+    assert_eq!(f.remote.uploads(), 0, "no second upload of refused bytes");
+    assert!(f.remote.files_in(&Id::root()).is_empty());
+}
+
+/// Content that replaces a file on the server (the safe overwrite deletes the old one
+/// first), a name that waits for a better one, and --write-back are uploaded at the store
+/// only.
+#[test]
+fn overwrites_unnamed_files_and_write_back_are_not_streamed() {
+    let (f, streams) = streams_fixture(|_| {});
+    f.remote
+        .add_file(&Id::root(), "old", "zip", b"old".to_vec());
+    let ino = f.fs.lookup(ROOT_INO, n("old.zip")).unwrap().attr.ino;
+    let o = f.fs.open(ino, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    let data = pattern(5 * MIB);
+    write_on(&f.fs, o.fh, 0, &data);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert!(stored_bytes(&f, "old") == data);
+
+    let (_, o) = f.fs.create(ROOT_INO, n("noext"), libc::O_WRONLY).unwrap();
+    write_on(&f.fs, o.fh, 0, &data);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(streams.started(), 0);
+
+    let (f, streams) = streams_fixture(|c| c.write_back = Duration::from_secs(3600));
+    let (_, o) =
+        f.fs.create(ROOT_INO, n("later.zip"), libc::O_WRONLY)
+            .unwrap();
+    write_on(&f.fs, o.fh, 0, &data);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(streams.started(), 0);
+}
+
+#[test]
+fn at_most_a_few_files_are_streamed_at_once() {
+    let (f, streams) = streams_fixture(|_| {});
+    let data = pattern(5 * MIB);
+    let mut open = Vec::new();
+    for i in 0..stream::MAX_STREAMS + 2 {
+        let (_, o) =
+            f.fs.create(ROOT_INO, n(&format!("f{i}.zip")), libc::O_WRONLY)
+                .unwrap();
+        write_on(&f.fs, o.fh, 0, &data);
+        open.push(o.fh);
+    }
+    assert_eq!(streams.started(), stream::MAX_STREAMS);
+    for fh in open {
+        f.fs.flush(fh).unwrap();
+        f.fs.release(fh);
+    }
+    assert_eq!(streams.stored(), stream::MAX_STREAMS);
+    assert_eq!(f.remote.uploads(), stream::MAX_STREAMS + 2);
+    // The count is given back: the next large file streams again.
+    let (_, o) =
+        f.fs.create(ROOT_INO, n("next.zip"), libc::O_WRONLY)
+            .unwrap();
+    write_on(&f.fs, o.fh, 0, &data);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!(streams.stored(), stream::MAX_STREAMS + 1);
 }
