@@ -575,13 +575,11 @@ impl Filesystem for FuseFs {
         match self.fs.create(parent.0, name, flags) {
             Ok((e, o)) => {
                 let attr = file_attr(&e.attr);
-                reply.created(
-                    &e.ttl,
-                    &attr,
-                    Generation(0),
-                    FileHandle(o.fh),
-                    FopenFlags::empty(),
-                );
+                let mut f = FopenFlags::empty();
+                if o.direct_io {
+                    f |= FopenFlags::FOPEN_DIRECT_IO;
+                }
+                reply.created(&e.ttl, &attr, Generation(0), FileHandle(o.fh), f);
             }
             Err(e) => reply.error(self.fail_child("create", parent, name, &e)),
         }

@@ -1,6 +1,7 @@
 //! Writes through real mounts of `cloudify-fs` against `cloudify-server` (both flavours):
 //! copies come back byte-identical through a fresh mount, a failed overwrite keeps the old
-//! file, and what the server refuses reaches the writer with the errno programs expect.
+//! file, what the server refuses reaches the writer with the errno programs expect, and a
+//! reader sees at once what a write-only handle (past the page cache) writes.
 
 mod common;
 
@@ -180,4 +181,36 @@ fn refusals_reach_the_writer_with_the_right_errno() {
         .unwrap();
     assert!(touch.success());
     assert_eq!(std::fs::metadata(root.join("empty.txt")).unwrap().len(), 0);
+}
+
+/// A handle opened for writing only writes past the page cache; a reader of the same file
+/// still sees every change at once, the kernel dropping the pages it cached that a write
+/// changed.
+#[test]
+fn a_reader_sees_what_a_write_only_handle_writes() {
+    use std::os::unix::fs::FileExt;
+
+    let server = server("2026");
+    let mount = MountGuard::mount(&server, &[]);
+    let path = mount.path().join("log.txt");
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    writer.write_all_at(&[b'a'; 100], 0).unwrap();
+    let reader = std::fs::File::open(&path).unwrap();
+    let mut buf = [0; 4096];
+    assert_eq!(reader.read_at(&mut buf, 0).unwrap(), 100);
+
+    // Into the page the reader has cached, past the size it saw.
+    writer.write_all_at(&[b'b'; 100], 100).unwrap();
+    let n = reader.read_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..n], [[b'a'; 100], [b'b'; 100]].concat());
+    writer.write_all_at(b"cc", 10).unwrap();
+    reader.read_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[8..14], b"aaccaa");
+    drop(writer);
+    drop(reader);
+    assert_eq!(std::fs::read(&path).unwrap().len(), 200);
 }

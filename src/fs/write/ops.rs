@@ -47,6 +47,16 @@ pub(super) fn waits_for_a_name(st: &Pending) -> bool {
         && extension_of_name(&st.manifest.name).is_none()
 }
 
+/// A handle opened for writing only takes its writes past the page cache (FOPEN_DIRECT_IO):
+/// nothing can read through it, and the pages the kernel would fill from the writes (a
+/// copy of every byte) are dropped at the next open of the file anyway, while the write
+/// goes from the program's buffer straight to the mount. Other handles keep the page cache
+/// (the kernel drops their cached pages that such a write changes).
+fn write_only(flags: i32, mut opened: Opened) -> Opened {
+    opened.direct_io = flags & libc::O_ACCMODE == libc::O_WRONLY;
+    opened
+}
+
 /// What a name in a directory stands for now.
 enum Target {
     Pending(Ino),
@@ -322,7 +332,7 @@ impl CloudifyFs {
             ino
         };
         self.make_pending(ino, p);
-        let opened = self.new_handle(ino, true);
+        let opened = write_only(flags, self.new_handle(ino, true));
         let entry = self.entry_of(&self.inodes.lock(), ino)?;
         Ok((entry, opened))
     }
@@ -374,7 +384,7 @@ impl CloudifyFs {
         if trunc {
             self.set_local_size(ino, size);
         }
-        Ok(self.new_handle(ino, writable))
+        Ok(write_only(flags, self.new_handle(ino, writable)))
     }
 
     /// Stages a remote file's content for a change: empty when truncating, else downloaded.
