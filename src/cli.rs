@@ -97,14 +97,10 @@ struct MountArgs {
     )]
     dir_cache_time: humantime::Duration,
 
-    /// How long the kernel caches names and attributes.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "1s",
-        help_heading = "Caching"
-    )]
-    attr_timeout: humantime::Duration,
+    /// How long the kernel caches names and attributes [default: as long as the folder's
+    /// listing stays fresh, 1s for files being written]
+    #[arg(long, value_name = "DURATION", help_heading = "Caching")]
+    attr_timeout: Option<humantime::Duration>,
 
     /// Folder for the size cache and staged writes [default:
     /// $XDG_CACHE_HOME/cloudify-fs/<hash of URL>, else ~/.cache/cloudify-fs/<hash>, or
@@ -391,7 +387,7 @@ fn build_request(
     fs.gid = args.gid.unwrap_or(fs.gid);
     fs.umask = args.umask;
     fs.dir_cache_time = *args.dir_cache_time;
-    fs.attr_timeout = *args.attr_timeout;
+    fs.attr_timeout = args.attr_timeout.map(Into::into);
     fs.server_timezone = args.server_timezone;
     fs.inode_cache_capacity = args.inode_cache;
     fs.delete_mode = args.delete_mode.into();
@@ -584,7 +580,9 @@ fn apply_option(args: &mut MountArgs, option: &str) -> Result<(), OptionError> {
         "gid" => args.gid = Some(required()?.parse().map_err(|e| bad(format!("{e}")))?),
         "umask" => args.umask = parse_umask(required()?).map_err(bad)?,
         "dir_cache_time" => args.dir_cache_time = parse_duration(required()?).map_err(bad)?,
-        "attr_timeout" => args.attr_timeout = parse_duration(required()?).map_err(bad)?,
+        "attr_timeout" => {
+            args.attr_timeout = Some(parse_duration(required()?).map_err(bad)?);
+        }
         "timeout" => args.timeout = parse_duration(required()?).map_err(bad)?,
         "write_back" => args.write_back = parse_duration(required()?).map_err(bad)?,
         "allowed_extensions" => {
@@ -798,7 +796,10 @@ mod tests {
         assert!(!r.fs.read_only);
         assert_eq!(r.fs.umask, 0o022);
         assert_eq!(r.fs.dir_cache_time, Duration::from_secs(60));
-        assert_eq!(r.fs.attr_timeout, Duration::from_secs(1));
+        assert_eq!(
+            r.fs.attr_timeout, None,
+            "kept as long as the listing stays fresh"
+        );
         assert_eq!(r.fs.server_timezone, chrono_tz::UTC);
         assert_eq!(r.fs.delete_mode, DeleteMode::Trash);
         assert_eq!(r.fs.write_back, Duration::ZERO);
@@ -854,7 +855,7 @@ mod tests {
         assert!(r.fs.read_only && r.mount.allow_other && r.daemon);
         assert_eq!((r.fs.uid, r.fs.gid, r.fs.umask), (1000, 100, 0o027));
         assert_eq!(r.fs.dir_cache_time, Duration::from_secs(300));
-        assert_eq!(r.fs.attr_timeout, Duration::from_secs(10));
+        assert_eq!(r.fs.attr_timeout, Some(Duration::from_secs(10)));
         assert_eq!(r.fs.cache_dir, PathBuf::from("/tmp/c"));
         assert_eq!(r.fs.inode_cache_capacity, 10);
         assert_eq!(r.fs.delete_mode, DeleteMode::Permanent);
@@ -882,7 +883,7 @@ mod tests {
         assert!(r.fs.read_only && r.mount.allow_other && r.daemon);
         assert_eq!((r.fs.uid, r.fs.gid, r.fs.umask), (1000, 100, 0o077));
         assert_eq!(r.fs.dir_cache_time, Duration::from_secs(120));
-        assert_eq!(r.fs.attr_timeout, Duration::from_secs(3));
+        assert_eq!(r.fs.attr_timeout, Some(Duration::from_secs(3)));
         assert_eq!(r.fs.cache_dir, PathBuf::from("/tmp/c"));
         assert_eq!(r.network.timeout, Duration::from_secs(5));
         assert_eq!((r.network.retries, r.network.rate_per_minute), (2, 30));

@@ -141,7 +141,9 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name) {
-            Ok(e) => reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0)),
+            Ok(e) => {
+                reply.entry_with_ttls(&e.ttl, &e.entry_ttl, &file_attr(&e.attr), Generation(0))
+            }
             Err(e) => reply.error(self.fail_child("lookup", parent, name, &e)),
         }
     }
@@ -371,7 +373,16 @@ impl Filesystem for FuseFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.opendir(ino.0) {
-            Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
+            Ok(o) => {
+                let mut f = FopenFlags::empty();
+                if o.cache {
+                    f |= FopenFlags::FOPEN_CACHE_DIR;
+                }
+                if o.keep_cache {
+                    f |= FopenFlags::FOPEN_KEEP_CACHE;
+                }
+                reply.opened(FileHandle(o.fh), f);
+            }
             Err(e) => reply.error(self.fail_ino("opendir", ino, &e)),
         }
     }

@@ -64,7 +64,7 @@ fn help_lists_every_option_under_its_heading() {
     }
     for default in [
         "[default: 60s]",
-        "[default: 1s]",
+        "[default: as long as the folder's listing stays fresh, 1s for files being written]",
         "[default: 30s]",
         "[default: trash]",
     ] {

@@ -25,8 +25,10 @@ pub struct FsConfig {
     pub umask: u32,
     /// How long a folder listing is trusted before it is fetched again (default 60 s).
     pub dir_cache_time: Duration,
-    /// Kernel entry and attribute timeout (default 1 s).
-    pub attr_timeout: Duration,
+    /// Kernel entry and attribute timeout when set (`--attr-timeout`). By default
+    /// ([`None`]) an entry the mount answers from a folder's listing is kept as long as that
+    /// listing stays fresh, any other for [`DEFAULT_ATTR_TIMEOUT`].
+    pub attr_timeout: Option<Duration>,
     /// Where the size cache and staged writes live (0700).
     pub cache_dir: PathBuf,
     /// Zone of the server's naive `Y-m-d H:i:s` dates (default UTC).
@@ -42,6 +44,10 @@ pub struct FsConfig {
     /// leaves the decision to the server. Default: [`CLOUDIFY_EXTENSIONS`].
     pub allowed_extensions: Option<Vec<String>>,
 }
+
+/// How long the kernel keeps an entry that no fresh listing answers for (a file being
+/// written, a listing changed through the mount), unless `--attr-timeout` says otherwise.
+pub const DEFAULT_ATTR_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The extensions Cloudify 1.2.8 accepts as shipped (`CLOUDIFY_MEDIA_ALLOWED_EXTENSIONS`).
 pub const CLOUDIFY_EXTENSIONS: &[&str] = &[
@@ -61,7 +67,7 @@ impl FsConfig {
             gid,
             umask: 0o022,
             dir_cache_time: Duration::from_secs(60),
-            attr_timeout: Duration::from_secs(1),
+            attr_timeout: None,
             cache_dir,
             server_timezone: chrono_tz::UTC,
             inode_cache_capacity: 100_000,

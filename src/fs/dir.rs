@@ -50,6 +50,14 @@ pub struct DirListing {
     /// name would hold every name a second time.
     by_name: Vec<u32>,
     fetched: Instant,
+    /// Different for every listing and every change of one ([`DirCache::amend`]).
+    serial: u64,
+}
+
+/// The next [`DirListing::serial`].
+fn next_serial() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl DirListing {
@@ -90,7 +98,13 @@ impl DirListing {
             entries,
             by_name,
             fetched: Instant::now(),
+            serial: next_serial(),
         }
+    }
+
+    /// Tells this listing from every other, and from itself before a change.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     pub fn find(&self, name: &str) -> Option<&DirEntry> {
@@ -365,6 +379,19 @@ impl DirCache {
         }
     }
 
+    /// How much longer `listing` is served as fresh: `None` unless it is the cached listing
+    /// of its folder (not replaced, changed, invalidated or marked out of date since) and not
+    /// older than the cache time.
+    pub fn fresh_for(&self, listing: &Arc<DirListing>) -> Option<Duration> {
+        let slot = self.slots.lock().peek(&listing.folder).cloned()?;
+        let st = slot.state.lock();
+        let current = st.listing.as_ref()?;
+        if !Arc::ptr_eq(current, listing) || st.expired {
+            return None;
+        }
+        self.ttl.checked_sub(listing.fetched.elapsed())
+    }
+
     /// The cached listing of `folder` even when stale, without fetching.
     pub fn peek(&self, folder: &Id) -> Option<Arc<DirListing>> {
         let slot = self.slots.lock().peek(folder).cloned()?;
@@ -390,7 +417,10 @@ impl DirCache {
         let Some(listing) = st.listing.as_mut() else {
             return;
         };
-        if !change(Arc::make_mut(listing)) {
+        let listing = Arc::make_mut(listing);
+        if change(listing) {
+            listing.serial = next_serial();
+        } else {
             st.listing = None;
         }
     }

@@ -162,7 +162,8 @@ pub struct Inode {
     pins: u32,
     /// Bumped whenever the content may have changed; see [`InodeTable::open_keep_cache`].
     content_version: u64,
-    /// The content version the kernel's page cache holds, set at open.
+    /// The content version the kernel's page cache holds, set at open; of a folder, the
+    /// listing whose entries the kernel caches ([`InodeTable::opendir_keep_cache`]).
     cached_version: Option<u64>,
 }
 
@@ -356,6 +357,18 @@ impl InodeTable {
         };
         let keep = inode.cached_version == Some(inode.content_version);
         inode.cached_version = Some(inode.content_version);
+        keep
+    }
+
+    /// At opendir: whether the kernel may keep the entries it cached of this folder at the
+    /// previous opendir (FOPEN_KEEP_CACHE), that is whether it was given the same listing
+    /// (`serial`) then. `None`: what is read now is not to be cached.
+    pub fn opendir_keep_cache(&mut self, ino: Ino, serial: Option<u64>) -> bool {
+        let Some(inode) = self.by_ino.get_mut(&ino) else {
+            return false;
+        };
+        let keep = serial.is_some() && inode.cached_version == serial;
+        inode.cached_version = serial;
         keep
     }
 

@@ -51,7 +51,32 @@ use sizes::{Probes, SizeCache};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub attr: Attr,
+    /// How long the kernel may keep the attributes (see [`ttls`]).
     pub ttl: Duration,
+    /// How long the kernel may keep the name (a `lookup` answer; elsewhere `ttl` is used
+    /// for both).
+    pub entry_ttl: Duration,
+}
+
+/// How long the kernel may keep an entry's name and its attributes, `(entry, attr)`.
+///
+/// `set` is `--attr-timeout` when given. Otherwise an entry answered from a folder's
+/// listing is kept for as long as that listing stays fresh (`listed_for`): until then the
+/// mount would answer the same from it, and changes made through the mount drop the kernel's
+/// entries themselves. Any other entry, or one whose listing has changed since, is kept for
+/// [`config::DEFAULT_ATTR_TIMEOUT`].
+///
+/// The attributes of a file whose exact size is not known yet (`size_known` false) are not
+/// kept at all: the next `stat`, and a read past the listing's rounded size, ask again and
+/// `getattr` learns the exact size. Its name is.
+pub fn ttls(
+    set: Option<Duration>,
+    listed_for: Option<Duration>,
+    size_known: bool,
+) -> (Duration, Duration) {
+    let entry = set.or(listed_for).unwrap_or(config::DEFAULT_ATTR_TIMEOUT);
+    let attr = if size_known { entry } else { Duration::ZERO };
+    (entry, attr)
 }
 
 /// An opened file or directory.
@@ -63,6 +88,18 @@ pub struct Opened {
     /// Reads bypass the page cache and are not cut at the file's size (FOPEN_DIRECT_IO): the
     /// size is only the listing's rounded one, and the body's end is the file's end.
     pub direct_io: bool,
+}
+
+/// An opened directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenedDir {
+    pub fh: u64,
+    /// The kernel may cache the entries it reads (FOPEN_CACHE_DIR): they come from a fresh
+    /// listing only, with no file being written among them.
+    pub cache: bool,
+    /// The kernel may keep the entries it cached at the previous opendir (FOPEN_KEEP_CACHE):
+    /// they came from the same listing, unchanged since.
+    pub keep_cache: bool,
 }
 
 /// `statfs` values (see [`CloudifyFs::statfs`]).
@@ -183,20 +220,54 @@ impl CloudifyFs {
     }
 
     fn entry_of(&self, inodes: &InodeTable, ino: Ino) -> Result<Entry, FsError> {
+        self.listed_entry(inodes, ino, None)
+    }
+
+    /// [`CloudifyFs::entry_of`] for an entry answered from a listing that stays fresh for
+    /// `listed_for` (see [`ttls`]).
+    fn listed_entry(
+        &self,
+        inodes: &InodeTable,
+        ino: Ino,
+        listed_for: Option<Duration>,
+    ) -> Result<Entry, FsError> {
         let inode = inodes.get(ino).ok_or(FsError::StaleInode(ino))?;
         let mut attr = attr::attr_of(inode, &self.config, self.mounted_at);
         self.writes.apply_times(&mut attr);
         // A file whose exact size is unknown (not asked for yet, or its HEAD failed) shows
-        // the listing's rounded size, which the kernel must not keep: the next `stat`, and a
-        // read past that size, ask again and `getattr` learns the exact one. Not so a file
-        // whose storage was found to tell no length at all, which asking would not change.
-        let ttl = match &inode.node {
-            Node::File(f) if f.exact_size.is_none() && !self.sizes.length_unknown(&f.file) => {
-                Duration::ZERO
-            }
-            _ => self.config.attr_timeout,
+        // the listing's rounded size. Not so a file whose storage was found to tell no length
+        // at all, which asking would not change.
+        let size_known = match &inode.node {
+            Node::File(f) => f.exact_size.is_some() || self.sizes.length_unknown(&f.file),
+            Node::Root | Node::Folder(_) => true,
+            Node::Local(_) => true,
         };
-        Ok(Entry { attr, ttl })
+        let listed_for = match inode.node {
+            Node::Folder(_) | Node::File(_) => listed_for,
+            Node::Root | Node::Local(_) => None,
+        };
+        let (entry_ttl, ttl) = ttls(self.config.attr_timeout, listed_for, size_known);
+        Ok(Entry {
+            attr,
+            ttl,
+            entry_ttl,
+        })
+    }
+
+    /// How much longer the listing of `ino`'s folder answers for `ino`: `None` unless that
+    /// listing is fresh and lists `ino` under its name.
+    fn listed_for(&self, ino: Ino) -> Option<Duration> {
+        let (parent, name, key) = {
+            let inodes = self.inodes.lock();
+            let inode = inodes.get(ino)?;
+            let parent = inodes.get(inode.parent)?.node.folder_id()?;
+            (parent, inode.name.clone(), inode.key.clone())
+        };
+        let listing = self.dirs.peek(&parent)?;
+        let found = listing.find(&name)?;
+        (inode::Key::remote(&found.node, &found.id) == key)
+            .then(|| self.dirs.fresh_for(&listing))
+            .flatten()
     }
 
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Entry, FsError> {
@@ -209,10 +280,11 @@ impl CloudifyFs {
         let listing = self.listing(parent)?;
         let found = listing.find(name).ok_or(FsError::NotFound)?;
         let node = self.with_known_size(&found.node);
+        let listed_for = self.dirs.fresh_for(&listing);
         let mut inodes = self.inodes.lock();
         let ino = inodes.upsert(parent, &found.name, node, &found.id);
         inodes.add_lookups(ino, 1);
-        self.entry_of(&inodes, ino)
+        self.listed_entry(&inodes, ino, listed_for)
     }
 
     pub fn forget(&self, ino: Ino, nlookup: u64) {
@@ -225,7 +297,8 @@ impl CloudifyFs {
         {
             self.learn_size(ino, &f.file)?;
         }
-        self.entry_of(&self.inodes.lock(), ino)
+        let listed_for = self.listed_for(ino);
+        self.listed_entry(&self.inodes.lock(), ino, listed_for)
     }
 
     /// A listed node, with the exact size this mount learnt since the listing (from memory:
@@ -269,7 +342,9 @@ impl CloudifyFs {
         Ok(size)
     }
 
-    pub fn opendir(&self, ino: Ino) -> Result<Opened, FsError> {
+    /// Opens a directory on its listing. While that listing stays fresh and holds no file
+    /// being written, the kernel may cache what it reads and serve the next `ls` itself.
+    pub fn opendir(&self, ino: Ino) -> Result<OpenedDir, FsError> {
         let listing = self.listing(ino)?;
         let parent = self.inodes.lock().get(ino).map_or(ROOT_INO, |i| i.parent);
         let mut shadow = self.writes.local_children(ino);
@@ -280,6 +355,12 @@ impl CloudifyFs {
             .collect();
         extra.sort();
         shadow.retain(|name, _| listing.find(name).is_some());
+        let cache =
+            shadow.is_empty() && extra.is_empty() && self.dirs.fresh_for(&listing).is_some();
+        let keep_cache = {
+            let serial = cache.then(|| listing.serial());
+            self.inodes.lock().opendir_keep_cache(ino, serial)
+        };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dir_handles.lock().insert(
             fh,
@@ -291,10 +372,10 @@ impl CloudifyFs {
                 extra,
             },
         );
-        Ok(Opened {
+        Ok(OpenedDir {
             fh,
-            keep_cache: false,
-            direct_io: false,
+            cache,
+            keep_cache,
         })
     }
 
@@ -322,30 +403,32 @@ impl CloudifyFs {
         if dir_ino != ino {
             return Err(FsError::BadHandle(fh));
         }
+        let listed_for = self.dirs.fresh_for(&listing);
         let mut inodes = self.inodes.lock();
         let dots = [(".", dir_ino), ("..", parent)];
         let listed = listing.entries.len() as u64;
         let total = 2 + listed + extra.len() as u64;
         for off in offset..total {
-            let (name, ino, counted) = match off {
-                0 | 1 => (dots[off as usize].0, dots[off as usize].1, false),
+            // `fresh`: how long the entry is answered from the listing (see `ttls`).
+            let (name, ino, counted, fresh) = match off {
+                0 | 1 => (dots[off as usize].0, dots[off as usize].1, false, None),
                 _ if off < 2 + listed => {
                     let e = &listing.entries[(off - 2) as usize];
-                    let ino = match shadow.get(&e.name) {
-                        Some(&local) => local,
+                    let (ino, fresh) = match shadow.get(&e.name) {
+                        Some(&local) => (local, None),
                         None => {
                             let node = self.with_known_size(&e.node);
-                            inodes.upsert(dir_ino, &e.name, node, &e.id)
+                            (inodes.upsert(dir_ino, &e.name, node, &e.id), listed_for)
                         }
                     };
-                    (e.name.as_str(), ino, plus)
+                    (e.name.as_str(), ino, plus, fresh)
                 }
                 _ => {
                     let (name, ino) = &extra[(off - 2 - listed) as usize];
-                    (name.as_str(), *ino, plus)
+                    (name.as_str(), *ino, plus, None)
                 }
             };
-            let entry = match self.entry_of(&inodes, ino) {
+            let entry = match self.listed_entry(&inodes, ino, fresh) {
                 Ok(entry) => entry,
                 Err(_) => self.entry_of(&inodes, dir_ino)?, // ".." of an evicted parent
             };

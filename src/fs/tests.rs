@@ -59,6 +59,10 @@ fn lookup_answers_at_once_and_getattr_learns_the_exact_size() {
         Duration::ZERO,
         "which the kernel must ask again"
     );
+    assert!(
+        listed.entry_ttl > Duration::from_secs(1),
+        "the name is kept"
+    );
     assert_eq!(remote.heads(), 0);
 
     let readme = fs.getattr(listed.attr.ino).unwrap();
@@ -68,10 +72,16 @@ fn lookup_answers_at_once_and_getattr_learns_the_exact_size() {
         (readme.attr.uid, readme.attr.gid, readme.attr.perm),
         (1000, 1000, 0o644)
     );
-    assert_eq!(readme.ttl, Duration::from_secs(1));
+    let listing_time = config().dir_cache_time;
+    assert!(
+        readme.ttl > Duration::from_secs(1) && readme.ttl <= listing_time,
+        "kept while the listing stays fresh: {:?}",
+        readme.ttl
+    );
     assert_eq!(remote.heads(), 1);
     let again = fs.lookup(ROOT_INO, OsStr::new("readme.txt")).unwrap();
-    assert_eq!(again, readme, "a lookup keeps the learnt size");
+    assert_eq!(again.attr, readme.attr, "a lookup keeps the learnt size");
+    assert!(again.ttl > Duration::from_secs(1) && again.ttl <= readme.ttl);
     assert_eq!(remote.heads(), 1);
     assert_eq!(remote.lists(), 1);
 
@@ -365,4 +375,154 @@ fn a_file_without_a_length_is_probed_once_and_read_to_the_end_of_its_body() {
         "and kept when the folder is listed again"
     );
     assert_eq!(remote.heads(), 1);
+}
+
+#[test]
+fn ttl_rules() {
+    let (s, ms) = (Duration::from_secs, Duration::from_millis);
+    // Kept while the listing stays fresh, however little is left of that.
+    assert_eq!(ttls(None, Some(s(42)), true), (s(42), s(42)));
+    assert_eq!(ttls(None, Some(ms(10)), true), (ms(10), ms(10)));
+    // A size not known yet: the name is kept, the attributes are not.
+    assert_eq!(ttls(None, Some(s(42)), false), (s(42), Duration::ZERO));
+    // No fresh listing answers for the entry.
+    assert_eq!(ttls(None, None, true), (s(1), s(1)));
+    assert_eq!(ttls(None, None, false), (s(1), Duration::ZERO));
+    // --attr-timeout, when given, decides.
+    assert_eq!(ttls(Some(s(5)), Some(s(42)), true), (s(5), s(5)));
+    assert_eq!(ttls(Some(s(5)), None, false), (s(5), Duration::ZERO));
+}
+
+/// Every readdirplus entry of `ino` with its cache time.
+fn listed_ttls(fs: &CloudifyFs, ino: Ino) -> Vec<(String, Duration)> {
+    let fh = fs.opendir(ino).unwrap().fh;
+    let mut out = Vec::new();
+    fs.readdir(ino, fh, 2, true, |item| {
+        out.push((item.name.to_string(), item.entry.ttl));
+        false
+    })
+    .unwrap();
+    fs.releasedir(fh);
+    out
+}
+
+#[test]
+fn entries_are_kept_as_long_as_their_listing_stays_fresh() {
+    let remote = Arc::new(MemRemote::new());
+    remote.add_folder(&Id::root(), "Sub");
+    remote.add_file(&Id::root(), "sized", "txt", vec![1; 10]);
+    let mut c = config();
+    c.dir_cache_time = Duration::from_secs(3600);
+    let fs = CloudifyFs::with_size_cache(c, remote.clone(), SizeCache::disabled());
+    let long = Duration::from_secs(1800);
+
+    // Rounded sizes only: the folder is kept, the file's attributes are not.
+    let listed = listed_ttls(&fs, ROOT_INO);
+    assert_eq!(listed.len(), 2);
+    assert!(listed[0].1 > long, "{listed:?}");
+    assert_eq!(listed[1].1, Duration::ZERO, "{listed:?}");
+    let sized = fs.lookup(ROOT_INO, OsStr::new("sized.txt")).unwrap();
+    assert!(sized.entry_ttl > long && sized.ttl.is_zero(), "{sized:?}");
+    let sized = fs.getattr(sized.attr.ino).unwrap();
+    assert!(sized.ttl > long && sized.ttl <= Duration::from_secs(3600));
+    assert!(
+        listed_ttls(&fs, ROOT_INO)
+            .iter()
+            .all(|(_, ttl)| *ttl > long)
+    );
+
+    // A change through the mount drops the listing: what the kernel is told from then on
+    // until the folder is listed again is kept briefly only.
+    fs.dirs.invalidate(&Id::root());
+    assert_eq!(
+        fs.getattr(sized.attr.ino).unwrap().ttl,
+        Duration::from_secs(1)
+    );
+    let open = fs.opendir(ROOT_INO).unwrap().fh;
+    assert_eq!(remote.lists(), 2, "listed again");
+    fs.dirs.expire(&Id::root());
+    let mut from_old = Vec::new();
+    fs.readdir(ROOT_INO, open, 2, true, |item| {
+        from_old.push(item.entry.ttl);
+        false
+    })
+    .unwrap();
+    fs.releasedir(open);
+    assert_eq!(
+        from_old,
+        [Duration::from_secs(1); 2],
+        "a listing marked out of date"
+    );
+    let again = fs.lookup(ROOT_INO, OsStr::new("sized.txt")).unwrap();
+    assert_eq!(remote.lists(), 3);
+    assert!(
+        again.ttl > long && again.entry_ttl > long,
+        "fresh again: {again:?}"
+    );
+}
+
+#[test]
+fn attr_timeout_when_given_decides_and_a_listing_not_kept_gives_a_second() {
+    for (set, listing_time, expected) in [
+        (
+            Some(Duration::from_secs(7)),
+            Duration::from_secs(3600),
+            Duration::from_secs(7),
+        ),
+        (None, Duration::ZERO, Duration::from_secs(1)),
+    ] {
+        let remote = Arc::new(MemRemote::new());
+        remote.set_numeric_sizes(true);
+        remote.add_folder(&Id::root(), "Sub");
+        remote.add_file(&Id::root(), "sized", "txt", vec![1; 10]);
+        let mut c = config();
+        c.attr_timeout = set;
+        c.dir_cache_time = listing_time;
+        let fs = CloudifyFs::with_size_cache(c, remote, SizeCache::disabled());
+        let listed = listed_ttls(&fs, ROOT_INO);
+        assert!(listed.iter().all(|(_, ttl)| *ttl == expected), "{listed:?}");
+        let entry = fs.lookup(ROOT_INO, OsStr::new("sized.txt")).unwrap();
+        assert_eq!((entry.entry_ttl, entry.ttl), (expected, expected));
+        assert_eq!(fs.getattr(entry.attr.ino).unwrap().ttl, expected);
+    }
+}
+
+#[test]
+fn the_kernel_may_keep_a_folders_entries_while_its_listing_is_unchanged() {
+    let remote = Arc::new(MemRemote::new());
+    remote.add_file(&Id::root(), "a", "txt", vec![1; 10]);
+    let mut c = config();
+    c.dir_cache_time = Duration::from_secs(3600);
+    let staging = tempfile::tempdir().unwrap();
+    c.cache_dir = staging.path().to_path_buf();
+    let fs = CloudifyFs::with_size_cache(c, remote.clone(), SizeCache::disabled());
+    let open = |fs: &CloudifyFs| {
+        let o = fs.opendir(ROOT_INO).unwrap();
+        fs.releasedir(o.fh);
+        (o.cache, o.keep_cache)
+    };
+    assert_eq!(open(&fs), (true, false), "cached from the first read on");
+    assert_eq!(open(&fs), (true, true), "the same listing");
+    fs.dirs.invalidate(&Id::root());
+    assert_eq!(open(&fs), (true, false), "listed again");
+    assert_eq!(open(&fs), (true, true));
+
+    // A file being written is not cached with the rest, nor is what follows its upload.
+    let (_, o) = fs
+        .create(ROOT_INO, OsStr::new("new.txt"), libc::O_WRONLY)
+        .unwrap();
+    assert_eq!(open(&fs), (false, false));
+    fs.write(o.fh, 0, b"new").unwrap();
+    fs.flush(o.fh).unwrap();
+    fs.release(o.fh);
+    assert_eq!(remote.uploads(), 1);
+    assert_eq!(open(&fs), (true, false), "the listing changed");
+    assert_eq!(open(&fs), (true, true));
+
+    // A listing not kept is not cached.
+    let mut c = config();
+    c.dir_cache_time = Duration::ZERO;
+    let fs = CloudifyFs::with_size_cache(c, remote, SizeCache::disabled());
+    assert_eq!(open(&fs), (false, false));
+    assert_eq!(open(&fs), (false, false));
 }
