@@ -543,6 +543,8 @@ pub enum StreamFault {
     FinishServerError,
     /// `finish` fails with the server's refusal of the content's type.
     FinishTypeRefused,
+    /// `send` panics once the body would pass this many bytes (a bug in the sending code).
+    SendPanics(u64),
 }
 
 /// What happened to the streamed uploads of a [`Streams`] remote.
@@ -617,6 +619,11 @@ impl crate::api::UploadStream for MemUpload {
                 context: "POST /media/files".into(),
                 message: "injected break of a streamed upload".into(),
             });
+        }
+        if let Some(StreamFault::SendPanics(n)) = self.fault
+            && (self.body.len() + data.len()) as u64 > n
+        {
+            panic!("injected panic in a streamed upload");
         }
         self.body.extend_from_slice(&data);
         Ok(())

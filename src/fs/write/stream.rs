@@ -222,6 +222,22 @@ fn release_pages(file: &fs::File, upto: u64) {
     }
 }
 
+/// Leaves the worker's state consistent however it ends (also by a panic): with the
+/// upload dropped and `failed` set, the bytes it did not write are written by [`drain`],
+/// nobody waits for a piece to be sent and the store uploads the staged copy.
+struct Ended<'a>(&'a Shared);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        let mut w = self.0.state.lock();
+        w.failed
+            .get_or_insert_with(|| io::Error::other("the worker of the upload ended"));
+        w.upload = None;
+        w.sending = false;
+        self.0.changed.notify_all();
+    }
+}
+
 impl Drop for Stream {
     fn drop(&mut self) {
         let mut w = self.shared.state.lock();
@@ -414,7 +430,10 @@ impl CloudifyFs {
         let shared = stream.shared.clone();
         let spawned = std::thread::Builder::new()
             .name("cloudify-stream".into())
-            .spawn(move || shared.run(file));
+            .spawn(move || {
+                let _ended = Ended(&shared);
+                shared.run(file);
+            });
         if let Err(e) = spawned {
             log::debug!("{path}: cannot start the upload while written: {e}");
             return None;

@@ -700,7 +700,11 @@ fn write_on(fs: &CloudifyFs, fh: u64, at: u64, data: &[u8]) {
 fn abandoned(streams: &Streams, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while streams.abandoned() < n {
-        assert!(Instant::now() < deadline, "{} of {n} dropped", streams.abandoned());
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} dropped",
+            streams.abandoned()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(streams.abandoned(), n);
@@ -735,7 +739,10 @@ fn a_large_new_file_is_uploaded_while_written() {
     let ino = f.fs.lookup(ROOT_INO, n("big.zip")).unwrap().attr.ino;
     let r = f.fs.open(ino, libc::O_RDONLY).unwrap();
     let tail = f.fs.read(r.fh, 6 * MIB as u64, 1 << 20).unwrap();
-    assert!(tail[..] == data[6 * MIB..], "the staged copy lacks written bytes");
+    assert!(
+        tail[..] == data[6 * MIB..],
+        "the staged copy lacks written bytes"
+    );
     f.fs.release(r.fh);
     f.fs.flush(o.fh).unwrap();
     f.fs.release(o.fh);
@@ -859,6 +866,22 @@ fn a_failed_streamed_upload_is_sent_again_from_the_staged_copy() {
     }
 }
 
+/// The worker of a streamed file ends unexpectedly (here a panic while sending): the bytes
+/// it was handed and did not write reach the staged file anyway, and the close uploads it.
+#[test]
+fn a_worker_that_ends_leaves_a_whole_staged_copy() {
+    let (f, streams) = streams_fixture(|_| {});
+    streams.break_next_stream(StreamFault::SendPanics(5 * MIB as u64));
+    let data = pattern(9 * MIB + 5);
+    let (_, o) = f.fs.create(ROOT_INO, n("big.zip"), libc::O_WRONLY).unwrap();
+    write_on(&f.fs, o.fh, 0, &data);
+    f.fs.flush(o.fh).unwrap();
+    f.fs.release(o.fh);
+    assert_eq!((streams.started(), streams.stored()), (1, 0));
+    assert_eq!(f.remote.uploads(), 1, "the staged copy");
+    assert!(stored_bytes(&f, "big") == data, "stored bytes differ");
+}
+
 #[test]
 fn a_failed_streamed_upload_fails_the_close_when_the_staged_copy_fails_too() {
     let (f, streams) = streams_fixture(|_| {});
@@ -873,7 +896,10 @@ fn a_failed_streamed_upload_fails_the_close_when_the_staged_copy_fails_too() {
     f.fs.fsync(o.fh).unwrap();
     f.fs.release(o.fh);
     assert!(stored_bytes(&f, "big") == data);
-    assert_eq!(f.fs.getattr(e.attr.ino).unwrap().attr.size, data.len() as u64);
+    assert_eq!(
+        f.fs.getattr(e.attr.ino).unwrap().attr.size,
+        data.len() as u64
+    );
 }
 
 #[test]
