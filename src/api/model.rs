@@ -89,6 +89,17 @@ impl SizeHint {
     }
 }
 
+/// Whether a size text is Botble's whole byte count below 1 KiB: "35,00 B", "1.023,00 B".
+fn whole_bytes(text: &str) -> bool {
+    let Some(whole) = text.trim().strip_suffix(",00 B") else {
+        return false;
+    };
+    let digits = whole.replace('.', "");
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<u64>().is_ok_and(|n| n < 1024)
+}
+
 /// Parses Cloudify's human size text ("1.000,00 KB", "522,10 KB", "0,00 B") into bytes.
 ///
 /// Botble's `humanFilesize` writes two decimals with `,` as the decimal separator and `.` for
@@ -333,19 +344,48 @@ impl File {
             Some(url) if !url.trim().is_empty() => None,
             _ => text_field(field("indirect_url")),
         };
-        Ok(File {
+        let size = field("size");
+        let in_whole_bytes = size
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .is_some_and(whole_bytes);
+        let mut file = File {
             id: id_field(field("id")).ok_or(MissingId)?,
             name: text_field(field("name")).unwrap_or_default(),
             basename: text_field(field("basename")),
             url: text_field(field("url")),
             full_url,
             indirect_url,
-            size: field("size").and_then(|v| SizeHint::from_json(&v)),
+            size: size.and_then(|v| SizeHint::from_json(&v)),
             mime_type: text_field(field("mime_type")),
             folder_id: id_field(field("folder_id")),
             created_at: date_field(field("created_at")),
             updated_at: date_field(field("updated_at")),
-        })
+        };
+        // Below 1 KiB Botble writes the size in whole bytes ("35,00 B"): that is exact, unless
+        // the server may have re-encoded the file since it recorded the size (a raster image).
+        if let Some(SizeHint::Approx(n)) = file.size
+            && in_whole_bytes
+            && !file.may_be_reencoded()
+        {
+            file.size = Some(SizeHint::Exact(n));
+        }
+        Ok(file)
+    }
+
+    /// Whether the server may have re-encoded the stored object after it recorded the size
+    /// (Cloudify re-encodes raster images by default): an image, or of unknown type.
+    fn may_be_reencoded(&self) -> bool {
+        const RASTER: &[&str] = &[
+            "jpg", "jpeg", "png", "gif", "bmp", "webp", "jfif", "avif", "tif", "tiff", "heic",
+        ];
+        let mime = self.mime_type.as_deref().map(str::to_ascii_lowercase);
+        let image_mime = mime.as_deref().is_some_and(|m| {
+            m.starts_with("image/") && !matches!(m, "image/svg+xml" | "image/x-icon")
+        });
+        let extension = self.extension();
+        let image_extension = extension.as_deref().is_some_and(|e| RASTER.contains(&e));
+        image_mime || image_extension || (mime.is_none() && extension.is_none())
     }
 
     /// Where the bytes are: `full_url`, or `indirect_url` for a private file.
@@ -750,6 +790,52 @@ mod tests {
         ] {
             assert_eq!(parse_size(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_size_in_whole_bytes_is_exact_unless_the_file_may_be_reencoded() {
+        let size_of = |size: &str, basename: &str, mime: Option<&str>| {
+            let file: File = serde_json::from_value(json!({
+                "id": "a", "size": size, "basename": basename, "mime_type": mime
+            }))
+            .unwrap();
+            file.size
+        };
+        let text = Some("text/plain");
+        assert_eq!(size_of("35,00 B", "a.txt", text), Some(SizeHint::Exact(35)));
+        assert_eq!(
+            size_of("1.023,00 B", "a.txt", text),
+            Some(SizeHint::Exact(1023))
+        );
+        assert_eq!(size_of("0,00 B", "a.pdf", None), Some(SizeHint::Exact(0)));
+        assert_eq!(
+            size_of("1,00 KB", "a.txt", text),
+            Some(SizeHint::Approx(1024))
+        );
+        assert_eq!(
+            size_of("35,50 B", "a.txt", text),
+            Some(SizeHint::Approx(36))
+        );
+        assert_eq!(
+            size_of("35.00 B", "a.txt", text),
+            Some(SizeHint::Approx(35))
+        );
+        assert_eq!(
+            size_of("35,00 B", "a.png", None),
+            Some(SizeHint::Approx(35))
+        );
+        assert_eq!(
+            size_of("35,00 B", "a.txt", Some("image/png")),
+            Some(SizeHint::Approx(35))
+        );
+        assert_eq!(
+            size_of("35,00 B", "a.svg", Some("image/svg+xml")),
+            Some(SizeHint::Exact(35))
+        );
+        assert_eq!(
+            size_of("35,00 B", "noext", None),
+            Some(SizeHint::Approx(35))
+        );
     }
 
     #[test]

@@ -281,10 +281,23 @@ impl CloudifyFs {
         let found = listing.find(name).ok_or(FsError::NotFound)?;
         let node = self.with_known_size(&found.node);
         let listed_for = self.dirs.fresh_for(&listing);
-        let mut inodes = self.inodes.lock();
-        let ino = inodes.upsert(parent, &found.name, node, &found.id);
-        inodes.add_lookups(ino, 1);
-        self.listed_entry(&inodes, ino, listed_for)
+        let ino = {
+            let mut inodes = self.inodes.lock();
+            let ino = inodes.upsert(parent, &found.name, node.clone(), &found.id);
+            inodes.add_lookups(ino, 1);
+            ino
+        };
+        // A file whose size a batch is asking for already (`ls -l` started one with its
+        // first `stat`) waits for it here, so the answer is exact and kept, and the `stat`
+        // that follows needs no `getattr`. Other lookups (an `rm`, an `mv`) start no batch.
+        if let Node::File(f) = &node
+            && f.exact_size.is_none()
+            && self.probes.asking(&f.file)
+            && let Err(e) = self.learn_size(ino, &f.file)
+        {
+            log::debug!("lookup {name}: size not learnt ({e}); the rounded one for now");
+        }
+        self.listed_entry(&self.inodes.lock(), ino, listed_for)
     }
 
     pub fn forget(&self, ino: Ino, nlookup: u64) {

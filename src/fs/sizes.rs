@@ -3,6 +3,8 @@
 //! Cloudify lists sizes only as rounded text ("1.000,00 KB"), but `stat`, `ls -l`, `tar` and
 //! backup tools need the exact byte count, and the kernel cuts reads at the size it was told.
 //! So a size is taken from, in order: a numeric `size` in the listing (exact by definition),
+//! or one below 1 KiB, which Botble writes in whole bytes ("35,00 B"; not for raster images,
+//! which the server may re-encode after it recorded their size, see [`crate::api::File`]),
 //! this module's cache (sizes learnt in this mount, then SQLite under the cache folder, keyed
 //! by remote id and `updated_at`, so a remount needs no HEADs), or a HEAD of the file's
 //! content URL. Cloudify has no way to change a stored file's bytes in place (a new upload
@@ -14,8 +16,9 @@
 //! (`getattr`) before it relies on the size, and a read past that size makes it ask too. The
 //! first such question in a folder starts one batch of HEADs ([`Probes`]) for every file of
 //! that folder whose size is unknown, [`HEAD_PARALLELISM`] at a time, with the asking file
-//! first; each caller waits only for its own file. So `ls -l` costs the pages and one parallel
-//! batch, and no file is HEAD-ed twice while its HEAD runs.
+//! first; each caller waits only for its own file, and so does a lookup of a file the batch
+//! is asking for (so its answer is exact). So `ls -l` costs the pages and one parallel batch,
+//! and no file is HEAD-ed twice while its HEAD runs.
 //!
 //! Some storage never tells a length: a private file is served only by `indirect_url`, a
 //! streamed proxy that may answer without Content-Length and ignore Range. Such a file is
@@ -352,6 +355,20 @@ impl Probes {
             state: Mutex::new(HashMap::new()),
             changed: Condvar::new(),
         })
+    }
+
+    /// Queues `file` as a batch would, without starting one (tests).
+    #[cfg(test)]
+    pub(crate) fn queue(&self, file: &File) {
+        self.state.lock().insert(key_of(file), Probe::Queued);
+    }
+
+    /// Whether a batch is asking for the size of `file` (queued or running).
+    pub fn asking(&self, file: &File) -> bool {
+        matches!(
+            self.state.lock().get(&key_of(file)),
+            Some(Probe::Queued | Probe::Running { .. })
+        )
     }
 
     /// The exact size of `file` (`None`: its storage tells no length). Unless it is known

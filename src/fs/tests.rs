@@ -526,3 +526,27 @@ fn the_kernel_may_keep_a_folders_entries_while_its_listing_is_unchanged() {
     assert_eq!(open(&fs), (false, false));
     assert_eq!(open(&fs), (false, false));
 }
+
+#[test]
+fn a_lookup_waits_for_a_size_only_while_a_batch_asks_for_it() {
+    let remote = Arc::new(MemRemote::new());
+    for i in 0..2 {
+        remote.add_file(&Id::root(), &format!("f{i}"), "txt", vec![1; 2000 + i]);
+    }
+    let fs = fs_over(remote.clone());
+    let alone = fs.lookup(ROOT_INO, OsStr::new("f0.txt")).unwrap();
+    assert_eq!((alone.attr.size, alone.ttl), (2048, Duration::ZERO));
+    assert_eq!(remote.heads(), 0, "a lookup alone starts no batch (rm, mv)");
+
+    // `ls -l`: its first stat started a batch for the folder, which has yet to reach this
+    // file; the lookup waits for the size (here, asks for it itself) and answers exactly.
+    let listing = fs.cached_listing(&Id::root()).unwrap();
+    let Node::File(f1) = &listing.find("f1.txt").unwrap().node else {
+        panic!("a file");
+    };
+    fs.probes.queue(&f1.file);
+    let waited = fs.lookup(ROOT_INO, OsStr::new("f1.txt")).unwrap();
+    assert_eq!(waited.attr.size, 2001);
+    assert!(waited.ttl > Duration::from_secs(1), "kept: {waited:?}");
+    assert_eq!(remote.heads(), 1);
+}
