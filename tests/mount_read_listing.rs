@@ -116,7 +116,11 @@ fn ls_f_and_listdir_make_no_head_and_ls_l_then_one_per_file() {
         .filter(|(rel, data)| rel.starts_with("Many/") && data.len() >= 1024)
         .count() as u64;
     assert!(asked > 0 && asked < MANY as u64);
-    assert_eq!(heads(&server), asked, "ls -l: one HEAD per file of 1 KiB or more");
+    assert_eq!(
+        heads(&server),
+        asked,
+        "ls -l: one HEAD per file of 1 KiB or more"
+    );
     let sizes: std::collections::HashMap<String, u64> = long
         .lines()
         .skip(1)
