@@ -731,7 +731,7 @@ const STREAM_PIECE: usize = 256 * 1024;
 
 /// Pieces a streamed upload holds before its writer waits: with the piece on its way and
 /// the socket's buffers, a few MiB of the file in memory (pieces of 1 MiB when written so).
-const STREAM_PIECES: usize = 4;
+const STREAM_PIECES: usize = 2;
 
 /// The most a streamed upload may still hold when its content ends, for the deadline of
 /// the answer.

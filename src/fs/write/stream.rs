@@ -57,7 +57,7 @@ pub const MAX_STREAMS: usize = 4;
 
 /// Bytes handed to a file's worker and not yet written and sent, beyond which its writers
 /// wait.
-pub const HELD: usize = 8 * 1024 * 1024;
+pub const HELD: usize = 4 * 1024 * 1024;
 
 /// Every this many bytes written, the worker lets go of the staged copy's pages but the
 /// last [`KEEP_CACHED`] bytes (see [`Shared::run`]).
@@ -91,6 +91,62 @@ struct Shared {
     /// Signalled whenever the worker's state changes.
     changed: Condvar,
     path: String,
+    /// Buffers of large pieces, used again once a piece is written and sent.
+    pool: Arc<Pool>,
+}
+
+/// Pieces of at least this size go into buffers of the stream's [`Pool`].
+const POOLED_FROM: usize = 256 * 1024;
+
+/// Buffers kept for reuse: enough for what a stream holds at once in pieces of 1 MiB (the
+/// most the kernel writes at a time), with the upload's own buffer of pieces.
+const POOL_MAX: usize = HELD / (1024 * 1024) + 8;
+
+/// The buffers of a stream's large pieces. Allocated afresh for every write, buffers of a
+/// MiB came from whichever FUSE thread's malloc arena served the write and went back there
+/// once sent, so a copy of a GiB left tens of MiB of free memory spread over the arenas;
+/// a stream uses the same few buffers over and over instead.
+#[derive(Default)]
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// A piece in a pooled buffer; the buffer goes back to the pool when the piece is dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Arc<Pool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let mut free = self.pool.free.lock();
+        if free.len() < POOL_MAX {
+            free.push(buf);
+        }
+    }
+}
+
+impl Shared {
+    /// A copy of a write's bytes, to be handed to the worker.
+    fn piece(&self, data: &[u8]) -> Bytes {
+        if data.len() < POOLED_FROM {
+            return Bytes::copy_from_slice(data);
+        }
+        let mut buf = self.pool.free.lock().pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        Bytes::from_owner(Pooled {
+            buf,
+            pool: self.pool.clone(),
+        })
+    }
 }
 
 struct Worker {
@@ -334,7 +390,7 @@ impl CloudifyFs {
                 let shared = &stream.shared;
                 let mut w = shared.state.lock();
                 if w.failed.is_none() {
-                    w.pieces.push_back(Bytes::copy_from_slice(data));
+                    w.pieces.push_back(shared.piece(data));
                     w.end = end;
                     w.held += data.len();
                     shared.changed.notify_all();
@@ -397,6 +453,7 @@ impl CloudifyFs {
                 }),
                 changed: Condvar::new(),
                 path: st.manifest.path.clone(),
+                pool: Arc::default(),
             }),
             folder: st.manifest.folder.clone(),
             name: st.manifest.name.clone(),
