@@ -554,7 +554,8 @@ impl CloudifyFs {
         }
     }
 
-    /// Extended attributes: the mount has none (`getxattr` answers ENODATA).
+    /// Extended attributes: the mount has none (ENODATA here; the FUSE layer answers ENOSYS so
+    /// the kernel stops asking and answers ENOTSUP itself).
     pub fn getxattr(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
         self.node_of(ino)?;
         Err(FsError::NoAttribute)

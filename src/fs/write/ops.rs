@@ -1238,6 +1238,12 @@ impl CloudifyFs {
         // Forgotten after the removal: a listing fetched before it still holds the old name.
         self.forget_listing(&folder);
         self.forget_listing(&self.folder_of(parent)?);
+        if moved.is_err() {
+            // The kernel may still map either name to this file's inode; a failed rename
+            // may have replaced the target already, so both are looked up again.
+            self.writes.invalidate(parent, &shown_name(file));
+            self.writes.invalidate(to.0, to.1);
+        }
         let stored = moved?;
 
         let shown = shown_name(&stored);
