@@ -134,6 +134,16 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
     }
     let canonical = std::fs::canonicalize(path).map_err(|e| format!("mountpoint {shown}: {e}"))?;
     if is_mount_point(&canonical) {
+        // A dead FUSE mount can still answer `stat` from the kernel's attribute cache;
+        // opening it needs its (gone) process, and says so.
+        if let Err(e) = std::fs::read_dir(&canonical)
+            && e.raw_os_error() == Some(libc::ENOTCONN)
+        {
+            return Err(format!(
+                "{shown}: {e}: a previous mount there has died; clear it with \
+                 `fusermount3 -uz {shown}` and mount again"
+            ));
+        }
         return Err(format!(
             "{} is already a mount point; unmount it first (`fusermount3 -u {}`)",
             canonical.display(),
