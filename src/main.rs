@@ -19,11 +19,26 @@ use cloudify_fs::fuse;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+/// The mount's buffers (read-ahead chunks, kernel replies, upload pieces) are allocated and
+/// freed by whichever FUSE or worker thread handles a request. glibc gives threads arenas of
+/// their own and keeps what is freed in each: streaming 1 GiB left the mount at 107 MiB
+/// resident with the default arenas, 79-87 MiB with two and 49 MiB with one. Its threads
+/// mostly wait for the network and the kernel, so one allocator lock costs little.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() -> ExitCode {
     // SAFETY: the first statement of `main`: no other thread exists yet (none is started
     // before `main`, and nothing here has started one), so nothing reads the environment
     // while the key is taken out of it.
     let env_key = unsafe { cli::take_api_key_env() };
+    limit_malloc_arenas();
     let mut request = cli::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Err(e) = init_logging(&request.log) {
         eprintln!("error: cannot open the log file: {e}");
