@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::api::Id;
+use crate::api::{Id, Remote};
 use crate::fs::config::DeleteMode;
 use crate::fs::sizes::SizeCache;
 use crate::fs::testing::{MemRemote, StreamFault, Streams};
@@ -19,13 +19,23 @@ struct Fixture {
 }
 
 fn fixture_with(remote: Arc<MemRemote>, edit: impl FnOnce(&mut FsConfig)) -> Fixture {
+    fixture_over(remote.clone(), remote, edit)
+}
+
+/// A filesystem talking to `through` (`remote` itself, or a wrapper of it), with `remote`
+/// kept for the assertions.
+fn fixture_over(
+    through: Arc<dyn Remote>,
+    remote: Arc<MemRemote>,
+    edit: impl FnOnce(&mut FsConfig),
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = FsConfig::new(dir.path().to_path_buf());
     config.dir_cache_time = Duration::ZERO;
     edit(&mut config);
     let fs = Arc::new(CloudifyFs::with_size_cache(
         config,
-        remote.clone(),
+        through,
         SizeCache::disabled(),
     ));
     fs.start_background();
@@ -661,22 +671,7 @@ fn a_rename_whose_old_copy_cannot_be_removed_fails() {
 fn streams_fixture(edit: impl FnOnce(&mut FsConfig)) -> (Fixture, Arc<Streams>) {
     let remote = Arc::new(MemRemote::new());
     let streams = Arc::new(Streams::new(remote.clone()));
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = FsConfig::new(dir.path().to_path_buf());
-    config.dir_cache_time = Duration::ZERO;
-    edit(&mut config);
-    let fs = Arc::new(CloudifyFs::with_size_cache(
-        config,
-        streams.clone(),
-        SizeCache::disabled(),
-    ));
-    fs.start_background();
-    let f = Fixture {
-        fs,
-        remote,
-        _dir: dir,
-    };
-    (f, streams)
+    (fixture_over(streams.clone(), remote, edit), streams)
 }
 
 /// Bytes that differ from one MiB to the next, so a piece sent twice or out of place shows.
