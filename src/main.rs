@@ -130,12 +130,7 @@ fn prepare(
 fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
     let shown = path.display();
     match std::fs::metadata(path) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            return Err(format!(
-                "{shown}: {e}: a previous mount there has died; clear it with \
-                 `fusermount3 -uz {shown}` and mount again"
-            ));
-        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Err(dead_mount(path, &e)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(format!(
                 "mountpoint {shown} does not exist (create it with mkdir)"
@@ -154,10 +149,7 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
         if let Err(e) = std::fs::read_dir(&canonical)
             && e.raw_os_error() == Some(libc::ENOTCONN)
         {
-            return Err(format!(
-                "{shown}: {e}: a previous mount there has died; clear it with \
-                 `fusermount3 -uz {shown}` and mount again"
-            ));
+            return Err(dead_mount(path, &e));
         }
         return Err(format!(
             "{} is already a mount point; unmount it first (`fusermount3 -u {}`)",
@@ -166,6 +158,15 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
         ));
     }
     Ok(canonical)
+}
+
+/// The message for a mountpoint whose FUSE process has died (ENOTCONN).
+fn dead_mount(path: &Path, e: &io::Error) -> String {
+    let shown = path.display();
+    format!(
+        "{shown}: {e}: a previous mount there has died; clear it with \
+         `fusermount3 -uz {shown}` and mount again"
+    )
 }
 
 /// A mount hides what its mountpoint holds until it ends, which looks like lost files: an
