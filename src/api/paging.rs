@@ -5,7 +5,7 @@
 //! entries) and brought something new; a short page or one that only repeats ids ends it, and
 //! repeated entries are dropped.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use super::{Id, Listing};
 

@@ -20,6 +20,7 @@
 //! that no caller is using or fetching is dropped (its folder is listed again when next used).
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +63,11 @@ fn next_serial() -> u64 {
 
 impl DirListing {
     /// Names the entries of `listing` (of folder `folder`) and attaches the exact sizes.
-    pub fn build(folder: &Id, listing: Listing, sizes: &HashMap<Id, u64>) -> DirListing {
+    pub fn build<S: BuildHasher>(
+        folder: &Id,
+        listing: Listing,
+        sizes: &HashMap<Id, u64, S>,
+    ) -> DirListing {
         let Listing { folders, files } = listing;
         let names = {
             let mut cands: Vec<Candidate<'_>> = folders.iter().map(Candidate::folder).collect();

@@ -25,9 +25,9 @@
 //!   store). The write side creates the latter with [`InodeTable::insert_local`] and turns
 //!   them into remote entries with [`InodeTable::rekey`] once the server has them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use lru::LruCache;
 
 use crate::api::{File, Folder, Id};

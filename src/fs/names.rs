@@ -29,7 +29,8 @@
 //! content does.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+
+use foldhash::{HashSet, HashSetExt};
 
 use crate::api::{File, Folder, Id};
 

@@ -27,11 +27,11 @@
 //! filesystem opens it with direct I/O, so the kernel does not stop at the listing's rounded
 //! size), and the length seen at the end of the body is recorded as its exact size.
 
-use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, params};
 
