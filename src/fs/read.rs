@@ -424,15 +424,14 @@ fn skip(stream: &mut Stream, offset: u64) -> Result<(), FsError> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use parking_lot::Mutex;
 
     use super::*;
-    use crate::api::{ApiError, Download, Folder, Id, Listing};
-    use crate::fs::testing::{Faulty, MemRemote};
+    use crate::api::{ApiError, Download, Id};
+    use crate::fs::testing::{Faulty, MemRemote, forward_to_inner};
 
     fn data(n: usize) -> Vec<u8> {
         let mut x: u32 = 12345;
@@ -580,33 +579,11 @@ mod tests {
     }
 
     impl Remote for Slow {
-        fn list_folder(&self, folder: &Id) -> Result<Listing, ApiError> {
-            self.inner.list_folder(folder)
+        forward_to_inner! {
+            list_folder, get_folder, create_folder, trash_folder, delete_folder, upload_file,
+            trash_file, delete_file, content_length, timeout,
         }
-        fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
-            self.inner.get_folder(id)
-        }
-        fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
-            self.inner.create_folder(parent, name)
-        }
-        fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
-            self.inner.trash_folder(id)
-        }
-        fn delete_folder(&self, id: &Id) -> Result<(), ApiError> {
-            self.inner.delete_folder(id)
-        }
-        fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError> {
-            self.inner.upload_file(folder, name, path)
-        }
-        fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
-            self.inner.trash_file(id)
-        }
-        fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
-            self.inner.delete_file(id)
-        }
-        fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
-            self.inner.content_length(file)
-        }
+
         fn download(
             &self,
             file: &File,
@@ -627,9 +604,6 @@ mod tests {
             std::thread::sleep(self.delay);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.inner.download(file, offset, end)
-        }
-        fn timeout(&self) -> Duration {
-            self.inner.timeout()
         }
     }
 

@@ -1,7 +1,8 @@
 //! Test doubles of [`Remote`]: an in-memory library ([`MemRemote`]) that counts requests and
 //! can ignore Range headers, a failure-injecting wrapper ([`Faulty`]) that breaks listings
 //! and download bodies on demand, and a wrapper that takes uploads while their content is
-//! written ([`Streams`]) and breaks those on demand.
+//! written ([`Streams`]) and breaks those on demand. `forward_to_inner!` writes the methods a
+//! wrapper passes on to its inner remote unchanged.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -417,6 +418,72 @@ impl Read for BreakingBody {
     }
 }
 
+/// Writes the named [`Remote`] methods of a wrapping double as calls of the same method of
+/// its `inner` remote with the same arguments, so that the double's `impl Remote` spells out
+/// only the methods it changes: `forward_to_inner! { get_folder, timeout, }` beside them. A
+/// provided method neither named nor written keeps the trait's default: `start_upload` then
+/// streams nothing, whatever `inner` does. It calls itself by name, so a module imports it
+/// (`use crate::fs::testing::forward_to_inner;`) rather than calling it by its path.
+macro_rules! forward_to_inner {
+    ($($method:ident),+ $(,)?) => {
+        $(forward_to_inner!(@ $method);)+
+    };
+    // Each method as `Remote` declares it, after `&self`; `Result<T>` is `Result<T, ApiError>`.
+    (@ list_folder) => {
+        forward_to_inner!(@ list_folder(folder: &$crate::api::Id) -> Result<$crate::api::Listing>);
+    };
+    (@ get_folder) => {
+        forward_to_inner!(@ get_folder(id: &$crate::api::Id) -> Result<$crate::api::Folder>);
+    };
+    (@ create_folder) => {
+        forward_to_inner!(@ create_folder(parent: &$crate::api::Id, name: &str)
+            -> Result<$crate::api::Folder>);
+    };
+    (@ trash_folder) => {
+        forward_to_inner!(@ trash_folder(id: &$crate::api::Id) -> Result<()>);
+    };
+    (@ delete_folder) => {
+        forward_to_inner!(@ delete_folder(id: &$crate::api::Id) -> Result<()>);
+    };
+    (@ upload_file) => {
+        forward_to_inner!(@ upload_file(
+            folder: &$crate::api::Id, name: &str, path: &::std::path::Path
+        ) -> Result<$crate::api::File>);
+    };
+    (@ start_upload) => {
+        forward_to_inner!(@ start_upload(folder: &$crate::api::Id, name: &str)
+            -> Option<Box<dyn $crate::api::UploadStream>>);
+    };
+    (@ trash_file) => {
+        forward_to_inner!(@ trash_file(id: &$crate::api::Id) -> Result<()>);
+    };
+    (@ delete_file) => {
+        forward_to_inner!(@ delete_file(id: &$crate::api::Id) -> Result<()>);
+    };
+    (@ content_length) => {
+        forward_to_inner!(@ content_length(file: &$crate::api::File) -> Result<Option<u64>>);
+    };
+    (@ download) => {
+        forward_to_inner!(@ download(file: &$crate::api::File, offset: u64, end: Option<u64>)
+            -> Result<$crate::api::Download>);
+    };
+    (@ timeout) => {
+        forward_to_inner!(@ timeout() -> ::std::time::Duration);
+    };
+    (@ $name:ident($($arg:ident: $ty:ty),*) -> Result<$ok:ty>) => {
+        forward_to_inner!(@ $name($($arg: $ty),*) -> Result<$ok, $crate::api::ApiError>);
+    };
+    (@ $name:ident($($arg:ident: $ty:ty),*) -> $answer:ty) => {
+        fn $name(&self, $($arg: $ty),*) -> $answer {
+            self.inner.$name($($arg),*)
+        }
+    };
+    (@ $other:ident) => {
+        compile_error!(concat!("forward_to_inner: Remote has no method ", stringify!($other)));
+    };
+}
+pub(crate) use forward_to_inner;
+
 /// Wraps a remote and injects failures.
 pub struct Faulty<R> {
     pub inner: R,
@@ -455,6 +522,11 @@ impl<R: Remote> Faulty<R> {
 }
 
 impl<R: Remote> Remote for Faulty<R> {
+    forward_to_inner! {
+        get_folder, create_folder, trash_folder, delete_folder, upload_file, trash_file,
+        delete_file, timeout,
+    }
+
     fn list_folder(&self, folder: &Id) -> Result<Listing, ApiError> {
         let injected = {
             let mut errors = self.list_errors.lock();
@@ -464,34 +536,6 @@ impl<R: Remote> Remote for Faulty<R> {
             Some(e) => Err(e),
             None => self.inner.list_folder(folder),
         }
-    }
-
-    fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
-        self.inner.get_folder(id)
-    }
-
-    fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
-        self.inner.create_folder(parent, name)
-    }
-
-    fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.trash_folder(id)
-    }
-
-    fn delete_folder(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.delete_folder(id)
-    }
-
-    fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError> {
-        self.inner.upload_file(folder, name, path)
-    }
-
-    fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.trash_file(id)
-    }
-
-    fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.delete_file(id)
     }
 
     fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
@@ -527,10 +571,6 @@ impl<R: Remote> Remote for Faulty<R> {
             });
         }
         Ok(d)
-    }
-
-    fn timeout(&self) -> Duration {
-        self.inner.timeout()
     }
 }
 
@@ -671,28 +711,9 @@ impl Drop for MemUpload {
 }
 
 impl Remote for Streams {
-    fn list_folder(&self, folder: &Id) -> Result<Listing, ApiError> {
-        self.inner.list_folder(folder)
-    }
-
-    fn get_folder(&self, id: &Id) -> Result<Folder, ApiError> {
-        self.inner.get_folder(id)
-    }
-
-    fn create_folder(&self, parent: &Id, name: &str) -> Result<Folder, ApiError> {
-        self.inner.create_folder(parent, name)
-    }
-
-    fn trash_folder(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.trash_folder(id)
-    }
-
-    fn delete_folder(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.delete_folder(id)
-    }
-
-    fn upload_file(&self, folder: &Id, name: &str, path: &Path) -> Result<File, ApiError> {
-        self.inner.upload_file(folder, name, path)
+    forward_to_inner! {
+        list_folder, get_folder, create_folder, trash_folder, delete_folder, upload_file,
+        trash_file, delete_file, content_length, download, timeout,
     }
 
     fn start_upload(&self, folder: &Id, name: &str) -> Option<Box<dyn crate::api::UploadStream>> {
@@ -710,25 +731,5 @@ impl Remote for Streams {
             fault,
             done: false,
         }))
-    }
-
-    fn trash_file(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.trash_file(id)
-    }
-
-    fn delete_file(&self, id: &Id) -> Result<(), ApiError> {
-        self.inner.delete_file(id)
-    }
-
-    fn content_length(&self, file: &File) -> Result<Option<u64>, ApiError> {
-        self.inner.content_length(file)
-    }
-
-    fn download(&self, file: &File, offset: u64, end: Option<u64>) -> Result<Download, ApiError> {
-        self.inner.download(file, offset, end)
-    }
-
-    fn timeout(&self) -> Duration {
-        self.inner.timeout()
     }
 }
