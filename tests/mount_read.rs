@@ -15,6 +15,7 @@ use cloudify_fs::api::{Client, ClientConfig, Id, Remote};
 use cloudify_fs::fs::attr::server_time;
 use cloudify_fs::fs::dir::DirListing;
 use cloudify_fs::fs::inode::Node;
+use common::files::{bytes, text_of_bytes};
 use common::mount::{MountCommand, MountGuard};
 use common::{ServerOptions, TEST_KEY, TestServer};
 use sha2::{Digest, Sha256};
@@ -22,28 +23,6 @@ use sha2::{Digest, Sha256};
 /// Files in the folder that `ls -l` is measured on.
 const MANY: usize = 250;
 const BIG_LEN: usize = 20 << 20;
-
-/// Deterministic bytes (xorshift), so failures reproduce.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Printable text of `len` bytes (the server sniffs content: text must look like text).
-fn text(seed: u64, len: usize) -> Vec<u8> {
-    bytes(seed, len)
-        .into_iter()
-        .map(|b| b"abcdefghijklmnopqrstuvwxyz0123456789 \n"[usize::from(b) % 38])
-        .collect()
-}
 
 /// The generated source tree, built once per test process.
 fn source_tree() -> &'static Path {
@@ -56,26 +35,26 @@ fn source_tree() -> &'static Path {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, data).unwrap();
         };
-        put("readme.txt", text(1, 1000));
+        put("readme.txt", text_of_bytes(1, 1000));
         put("one.txt", b"x".to_vec());
-        put("Docs/Reports/2026/q1.txt", text(2, 5000));
+        put("Docs/Reports/2026/q1.txt", text_of_bytes(2, 5000));
         put("Docs/Reports/summary.csv", b"a,b\n1,2\n".to_vec());
-        put("Docs/notes.txt", text(3, 70_000));
+        put("Docs/notes.txt", text_of_bytes(3, 70_000));
         for i in 0..MANY {
             put(
                 &format!("Many/file-{i:03}.txt"),
-                text(100 + i as u64, 10 + i * 37),
+                text_of_bytes(100 + i as u64, 10 + i * 37),
             );
         }
         let mut big = b"PK\x03\x04".to_vec();
         big.extend(bytes(4, BIG_LEN - 4));
         put("Big/large.zip", big);
-        put("Ünïcödé Ordner/日本語.txt", text(5, 300));
-        put("Ünïcödé Ordner/Café crème.txt", text(6, 301));
+        put("Ünïcödé Ordner/日本語.txt", text_of_bytes(5, 300));
+        put("Ünïcödé Ordner/Café crème.txt", text_of_bytes(6, 301));
         // Names the server makes unique with "-1", "-2" (equal ignoring case and extension).
-        put("Dup/Report.txt", text(7, 10));
-        put("Dup/report.txt", text(8, 11));
-        put("Dup/report.csv", text(9, 12));
+        put("Dup/Report.txt", text_of_bytes(7, 10));
+        put("Dup/report.txt", text_of_bytes(8, 11));
+        put("Dup/report.csv", text_of_bytes(9, 12));
         dir
     })
     .path()

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cloudify_fs::api::{Client, ClientConfig, Id, Remote};
+use common::files::text;
 use common::mount::MountGuard;
 use common::{ServerOptions, TestServer};
 use sha2::{Digest, Sha256};
@@ -24,19 +25,6 @@ const TREE_FILES: usize = 5;
 /// Sizes the server rounds down ("1,00 KB" for 1,029 bytes, "2,86 MB" for 3,000,003), each
 /// in a folder of its own (`Odd/N/roundedN.txt`), so that each is read with nothing known.
 const ROUNDED_DOWN: [usize; 3] = [1029, 3_000_003, 1028];
-
-/// Deterministic printable text (the server sniffs content: text must look like text).
-fn text(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b"abcdefghijklmnopqrstuvwxyz0123456789 \n"[(x % 38) as usize]
-        })
-        .collect()
-}
 
 /// The source tree: relative path -> bytes.
 fn make_tree(root: &Path) -> Vec<(String, Vec<u8>)> {

@@ -11,21 +11,9 @@ use std::os::fd::IntoRawFd;
 use std::path::Path;
 use std::process::Command;
 
+use common::files::text;
 use common::mount::MountGuard;
 use common::{ServerOptions, TestServer};
-
-/// Printable text of `len` bytes (the server sniffs content: text must look like text).
-fn text(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b"abcdefghijklmnopqrstuvwxyz0123456789 \n"[(x % 38) as usize]
-        })
-        .collect()
-}
 
 fn zip(len: usize) -> Vec<u8> {
     let mut z = b"PK\x03\x04".to_vec();

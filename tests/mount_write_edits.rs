@@ -7,84 +7,15 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+use common::files::{names_in, text};
+use common::library::{root_names, server_bytes, uploads};
 use common::mount::{DEADLINE, MountGuard};
-use common::{ServerOptions, TestServer};
-
-/// Printable text of `len` bytes (the server sniffs content: text must look like text).
-fn text(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b"abcdefghijklmnopqrstuvwxyz0123456789 \n"[(x % 38) as usize]
-        })
-        .collect()
-}
+use common::{ServerOptions, TestServer, wait_until};
 
 fn server(flavor: &str) -> TestServer {
     TestServer::start(ServerOptions::default().args(["--flavor", flavor]))
-}
-
-/// Polls `cond` until it holds; panics with `what` after a generous deadline.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < DEADLINE * 2,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The non-trashed files of the server's root folder: (name, full_url).
-fn root_files(server: &TestServer) -> Vec<(String, String)> {
-    let (_, body) = server.client().get("/files");
-    body["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap_or_default().to_string(),
-                f["full_url"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn root_names(server: &TestServer) -> BTreeSet<String> {
-    root_files(server).into_iter().map(|(n, _)| n).collect()
-}
-
-/// The bytes the server has under `name` in the root folder.
-fn server_bytes(server: &TestServer, name: &str) -> Option<Vec<u8>> {
-    let (_, url) = root_files(server).into_iter().find(|(n, _)| n == name)?;
-    Some(
-        reqwest::blocking::get(url)
-            .unwrap()
-            .bytes()
-            .unwrap()
-            .to_vec(),
-    )
-}
-
-fn names_in(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-fn uploads(server: &TestServer) -> u64 {
-    server.stats()["api"]["upload"].as_u64().unwrap_or(0)
 }
 
 fn append_and_edit_in_place_come_back_intact(flavor: &str) {
@@ -166,9 +97,12 @@ fn renames_upload_once_and_move_stored_files(flavor: &str) {
     std::fs::write(root.join(".draft.part"), &fresh).unwrap();
     std::fs::rename(root.join(".draft.part"), root.join("final.txt")).unwrap();
     assert_eq!(std::fs::read(root.join("final.txt")).unwrap(), fresh);
-    wait_until("the write-back of final.txt", || {
-        root_names(&server).contains("final")
-    });
+    wait_until(
+        "the write-back of final.txt",
+        DEADLINE * 2,
+        || mount.log(),
+        || root_names(&server).contains("final"),
+    );
 
     // A stored file moves: the old name is gone on the server, the new one has the bytes.
     std::fs::rename(root.join("stored.txt"), root.join("moved.txt")).unwrap();

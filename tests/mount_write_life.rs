@@ -8,10 +8,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::library::{root_files, root_names, server_bytes};
 use common::mount::{DEADLINE, MountCommand, MountGuard};
-use common::{ServerOptions, TestServer};
+use common::{ServerOptions, TestServer, wait_until};
 
 /// `len` bytes of a zip-looking file (the server sniffs content); `seed` varies the body.
 fn zip(seed: u8, len: usize) -> Vec<u8> {
@@ -25,56 +25,6 @@ fn server(flavor: &str, extra: &[&str]) -> TestServer {
         ServerOptions::default()
             .args(["--flavor", flavor])
             .args(extra.iter().copied()),
-    )
-}
-
-/// Polls `cond` until it holds; panics with `what` and `log()` after `limit`.
-fn wait_until(
-    what: &str,
-    limit: Duration,
-    log: impl Fn() -> String,
-    mut cond: impl FnMut() -> bool,
-) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out waiting for {what}; log:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The non-trashed files of the server's root folder: (name, full_url).
-fn root_files(server: &TestServer) -> Vec<(String, String)> {
-    let (_, body) = server.client().get("/files");
-    body["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap_or_default().to_string(),
-                f["full_url"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn root_names(server: &TestServer) -> BTreeSet<String> {
-    root_files(server).into_iter().map(|(n, _)| n).collect()
-}
-
-fn server_bytes(server: &TestServer, name: &str) -> Option<Vec<u8>> {
-    let (_, url) = root_files(server).into_iter().find(|(n, _)| n == name)?;
-    Some(
-        reqwest::blocking::get(url)
-            .unwrap()
-            .bytes()
-            .unwrap()
-            .to_vec(),
     )
 }
 

@@ -8,22 +8,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+use common::files::names_in;
+use common::library::uploads;
 use common::mount::{DEADLINE, MountGuard};
-use common::{ServerOptions, TestServer};
-
-/// Polls `cond` until it holds; panics with `what` after a generous deadline.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < DEADLINE * 2,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{ServerOptions, TestServer, wait_until};
 
 /// Upload names (name and extension) of the non-trashed files of the server's root.
 fn server_names(server: &TestServer) -> BTreeSet<String> {
@@ -38,17 +27,6 @@ fn server_names(server: &TestServer) -> BTreeSet<String> {
             let ext = url.rsplit_once('.').map_or("", |(_, e)| e);
             format!("{}.{ext}", f["name"].as_str().unwrap_or_default())
         })
-        .collect()
-}
-
-fn uploads(server: &TestServer) -> u64 {
-    server.stats()["api"]["upload"].as_u64().unwrap_or(0)
-}
-
-fn names_in(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
 }
 
@@ -123,16 +101,22 @@ fn under_write_back_a_temporary_name_lives_until_it_is_renamed() {
     // rsync's habit: write `.name.XXXXXX`, then rename it to the final name.
     std::fs::write(root.join(".report.txt.a1B2c3"), b"the report\n").unwrap();
     std::fs::rename(root.join(".report.txt.a1B2c3"), root.join("report.txt")).unwrap();
-    wait_until("the upload under the final name", || {
-        server_names(&server).contains("report.txt")
-    });
+    wait_until(
+        "the upload under the final name",
+        DEADLINE * 2,
+        || mount.log(),
+        || server_names(&server).contains("report.txt"),
+    );
     assert_eq!(uploads(&server), 1);
 
     // A refused name that stays: refused at upload, with the rule in the log.
     std::fs::write(root.join("left.json"), b"{}\n").unwrap();
-    wait_until("the refusal at upload", || {
-        mount.log().contains("left.json") && mount.log().contains("--allowed-extensions")
-    });
+    wait_until(
+        "the refusal at upload",
+        DEADLINE * 2,
+        || mount.log(),
+        || mount.log().contains("left.json") && mount.log().contains("--allowed-extensions"),
+    );
     assert_eq!(uploads(&server), 1, "the refused name was not sent");
     assert_eq!(
         server_names(&server),
@@ -226,9 +210,12 @@ fn refused_content_kept_for_an_overwrite_or_write_back_is_reported_once() {
     // A new file under write-back: refused at its upload, visible until the unmount.
     let mut mount = MountGuard::mount(&server, &[cache_arg.as_str(), "--write-back", "1s"]);
     std::fs::write(mount.path().join("later.txt"), vec![b'z'; 4096]).unwrap();
-    wait_until("the refused write-back", || {
-        mount.log().contains("write-back of /later.txt")
-    });
+    wait_until(
+        "the refused write-back",
+        DEADLINE * 2,
+        || mount.log(),
+        || mount.log().contains("write-back of /later.txt"),
+    );
     assert!(mount.path().join("later.txt").exists());
     mount.unmount();
     let log = mount.log();

@@ -9,22 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::TestServer;
+use common::files::text;
 use common::mount::MountGuard;
 
 const FILES: usize = 20;
-
-/// Printable text of `len` bytes (the server sniffs content: text must look like text).
-fn text(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b"abcdefghijklmnopqrstuvwxyz0123456789 \n"[(x % 38) as usize]
-        })
-        .collect()
-}
 
 fn api(stats: &serde_json::Value, key: &str) -> u64 {
     stats["api"][key]

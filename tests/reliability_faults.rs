@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use cloudify_fs::api::{Client, ClientConfig, Id, Remote};
 use common::mount::{DEADLINE, MountCommand};
-use common::{Api, TEST_KEY};
-use reliability::{
-    Reply, Restartable, Scripted, errno, forward, text, wait_until, within, write_file,
-};
+use common::{Api, TEST_KEY, wait_until};
+use reliability::{Reply, Restartable, Scripted, errno, forward, text, within, write_file};
 use serde_json::json;
 
 /// An API client of the server at `origin`.

@@ -8,6 +8,7 @@ mod tools_common;
 
 use std::process::Command;
 
+use common::files::bytes;
 use common::mount::{MountCommand, MountGuard};
 use common::{ServerOptions, TestServer};
 use tools_common::*;

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::TestServer;
+use common::files::text_of_bytes;
 use common::mount::MountGuard;
 use tools_common::*;
 
@@ -95,7 +96,7 @@ fn mv_between_folders_and_across_the_mount_edge() {
 
     // A local file into the mount, and a mount file out to local disk.
     let incoming = local_path.join("incoming.txt");
-    std::fs::write(&incoming, text(40, 5_000)).unwrap();
+    std::fs::write(&incoming, text_of_bytes(40, 5_000)).unwrap();
     run_ok(
         &mount,
         Command::new("mv").arg(&incoming).arg(m.join("Media")),
@@ -103,7 +104,7 @@ fn mv_between_folders_and_across_the_mount_edge() {
     assert!(!incoming.exists());
     assert_eq!(
         std::fs::read(m.join("Media/incoming.txt")).unwrap(),
-        text(40, 5_000)
+        text_of_bytes(40, 5_000)
     );
     run_ok(
         &mount,
@@ -168,7 +169,7 @@ fn mkdir_p_and_rm_r(delete_mode: &str) {
     write_files(
         m,
         &[
-            ("A/x.txt", text(1, 100)),
+            ("A/x.txt", text_of_bytes(1, 100)),
             ("A/B b/y.csv", b"a,b\n".to_vec()),
             ("A/B b/C/z.pdf", with_magic(b"%PDF-1.4\n", 2, 10_000)),
         ],

@@ -19,6 +19,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::files::text_of_bytes;
+use common::library::uploads;
 use common::mount::MountGuard;
 use common::{ServerOptions, TestServer};
 use tools_common::*;
@@ -141,7 +143,9 @@ fn assert_same_file(a: &Path, b: &Path) {
 #[test]
 fn gio_trash_fails_cleanly_and_creates_no_trash_folder() {
     let server = TestServer::default_server();
-    server.client().put_file(None, "photo.txt", &text(1, 3000));
+    server
+        .client()
+        .put_file(None, "photo.txt", &text_of_bytes(1, 3000));
     let mount = MountGuard::mount(&server, &[]);
     let before = held(&server);
 
@@ -366,7 +370,9 @@ fn a_new_name_without_an_extension_is_stored_at_unmount() {
 #[test]
 fn truncate_to_empty_then_append_holds_only_the_appended_line() {
     let server = TestServer::default_server();
-    server.client().put_file(None, "b.txt", &text(2, 8_000));
+    server
+        .client()
+        .put_file(None, "b.txt", &text_of_bytes(2, 8_000));
     let mount = MountGuard::mount(&server, &[]);
     let b = mount.path().join("b.txt");
     run_ok(
@@ -385,13 +391,13 @@ fn truncate_to_empty_then_append_holds_only_the_appended_line() {
 fn truncate_and_rewrite_in_place() {
     let server = TestServer::default_server();
     let c = server.client();
-    c.put_file(None, "a.txt", &text(1, 50_000));
-    c.put_file(None, "b.txt", &text(2, 8_000));
-    c.put_file(None, "c.txt", &text(3, 8_000));
+    c.put_file(None, "a.txt", &text_of_bytes(1, 50_000));
+    c.put_file(None, "b.txt", &text_of_bytes(2, 8_000));
+    c.put_file(None, "c.txt", &text_of_bytes(3, 8_000));
     let mount = MountGuard::mount(&server, &[]);
     let m = mount.path();
     let (_local, local) = scratch("new.txt");
-    std::fs::write(&local, text(4, 1_234)).unwrap();
+    std::fs::write(&local, text_of_bytes(4, 1_234)).unwrap();
 
     // cp onto an existing file: open(O_TRUNC), write, close (also vim with backupcopy=yes).
     run_ok(&mount, Command::new("cp").arg(&local).arg(m.join("a.txt")));
@@ -412,10 +418,13 @@ fn truncate_and_rewrite_in_place() {
             .args(["bs=1", "seek=100", "conv=notrunc", "status=none"])
             .stdin(std::fs::File::open(&local).unwrap()),
     );
-    let mut c_expected = text(3, 8_000);
-    c_expected.splice(100..1_334, text(4, 1_234));
+    let mut c_expected = text_of_bytes(3, 8_000);
+    c_expected.splice(100..1_334, text_of_bytes(4, 1_234));
 
-    assert_eq!(std::fs::read(m.join("a.txt")).unwrap(), text(4, 1_234));
+    assert_eq!(
+        std::fs::read(m.join("a.txt")).unwrap(),
+        text_of_bytes(4, 1_234)
+    );
     assert_eq!(std::fs::read(m.join("b.txt")).unwrap(), b"appended line\n");
     assert_eq!(std::fs::read(m.join("c.txt")).unwrap(), c_expected);
     assert_eq!(
@@ -423,7 +432,7 @@ fn truncate_and_rewrite_in_place() {
         ["a.txt", "b.txt", "c.txt"],
         "each name kept, no -1 copies"
     );
-    assert_eq!(stored(&server, "a.txt"), text(4, 1_234));
+    assert_eq!(stored(&server, "a.txt"), text_of_bytes(4, 1_234));
     assert_eq!(stored(&server, "b.txt"), b"appended line\n");
     assert_eq!(stored(&server, "c.txt"), c_expected);
 }

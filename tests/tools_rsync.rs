@@ -14,6 +14,7 @@ mod tools_common;
 use std::process::Command;
 
 use common::TestServer;
+use common::library::uploads;
 use common::mount::MountGuard;
 use tools_common::*;
 

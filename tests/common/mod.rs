@@ -1,14 +1,19 @@
 //! Shared helpers of the integration tests: a `cloudify-server` on a free loopback port in a
-//! temporary data folder, stopped when the guard drops (also when a test panics).
+//! temporary data folder, stopped when the guard drops (also when a test panics), and
+//! [`wait_until`] for what happens in the background. The submodules hold real mounts
+//! ([`mount`]), local test files ([`files`]), what the server holds ([`library`]) and
+//! requests as a scripted HTTP server reads them ([`http`]).
 #![allow(dead_code)]
 
+pub mod files;
 pub mod http;
+pub mod library;
 pub mod mount;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The key every test server accepts with all abilities.
 pub const TEST_KEY: &str = "TESTKEY0123456789ABCDEF0123456789ABCDEF01";
@@ -293,5 +298,23 @@ impl Api {
         assert_eq!(status, 200, "upload {filename:?}: {body}");
         assert_eq!(body["error"], false, "upload {filename:?}: {body}");
         body["data"].clone()
+    }
+}
+
+/// Polls `cond` every 100 ms until it holds; panics with `what` and `log()` after `limit`.
+pub fn wait_until(
+    what: &str,
+    limit: Duration,
+    log: impl Fn() -> String,
+    mut cond: impl FnMut() -> bool,
+) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}; log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

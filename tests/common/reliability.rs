@@ -323,24 +323,6 @@ pub fn within<T: Send + 'static>(
     rx.recv_timeout(limit).ok()
 }
 
-/// Polls `cond` every 100 ms until it holds; panics with `what` and `log()` after `limit`.
-pub fn wait_until(
-    what: &str,
-    limit: Duration,
-    log: impl Fn() -> String,
-    mut cond: impl FnMut() -> bool,
-) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}; log:\n{}",
-            log()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `len` bytes of printable text that differ with `seed` (the server sniffs content, so
 /// `.txt` files must look like text).
 pub fn text(seed: u64, len: usize) -> Vec<u8> {

@@ -8,29 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use super::common::TestServer;
+use super::common::files::{bytes, text_of_bytes};
 use super::common::mount::MountGuard;
-
-/// Deterministic bytes (xorshift), so failures reproduce.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Printable text of `len` bytes (the server sniffs content: text must look like text).
-pub fn text(seed: u64, len: usize) -> Vec<u8> {
-    bytes(seed, len)
-        .into_iter()
-        .map(|b| b"abcdefghijklmnopqrstuvwxyz0123456789 \n"[usize::from(b) % 38])
-        .collect()
-}
 
 /// `magic` followed by binary bytes up to `len`.
 pub fn with_magic(magic: &[u8], seed: u64, len: usize) -> Vec<u8> {
@@ -43,22 +22,22 @@ pub fn with_magic(magic: &[u8], seed: u64, len: usize) -> Vec<u8> {
 /// server keeps every name as it is; folder names follow Cloudify's rule (no dots).
 pub fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("top.txt", text(1, 2_000)),
+        ("top.txt", text_of_bytes(1, 2_000)),
         ("table.csv", b"name,count\nalpha,1\nbeta,2\n".to_vec()),
         ("one.txt", b"x".to_vec()),
         ("Docs/report.pdf", with_magic(b"%PDF-1.4\n", 2, 300_000)),
-        ("Docs/notes.txt", text(3, 70_000)),
+        ("Docs/notes.txt", text_of_bytes(3, 70_000)),
         (
             "Docs/Deep Folder/archive.zip",
             with_magic(b"PK\x03\x04", 4, 2 << 20),
         ),
-        ("Docs/Deep Folder/list.txt", text(5, 500)),
+        ("Docs/Deep Folder/list.txt", text_of_bytes(5, 500)),
         (
             "Media/tone.wav",
             with_magic(b"RIFF\0\0\0\0WAVEfmt ", 6, 1 << 20),
         ),
         ("Media/clip.mp3", with_magic(b"ID3\x03\0", 7, 300_000)),
-        ("Media/Ünïcödé Ordner/café.txt", text(8, 4_000)),
+        ("Media/Ünïcödé Ordner/café.txt", text_of_bytes(8, 4_000)),
     ]
 }
 
@@ -235,11 +214,6 @@ pub fn sample_paths(prefix: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// The server's upload count so far.
-pub fn uploads(server: &TestServer) -> u64 {
-    server.stats()["api"]["upload"].as_u64().unwrap_or(0)
 }
 
 /// A fresh temporary folder's path joined with `name` (the folder lives as long as the
