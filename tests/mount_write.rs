@@ -171,6 +171,48 @@ fn refusals_reach_the_writer_with_the_right_errno() {
     assert_eq!(std::fs::metadata(root.join("empty.txt")).unwrap().len(), 0);
 }
 
+/// `tail -f` of a log appended to with `>>`: the reader sees every line, and every line is
+/// stored. (A reader that read on in the version it opened got a short read where that
+/// version ended; the kernel took it as the file's end and placed the next append there,
+/// over the lines before.)
+#[test]
+fn appends_under_an_open_reader_are_read_and_all_stored() {
+    use std::io::Read;
+
+    let server = server("2026");
+    let mount = MountGuard::mount(&server, &[]);
+    let path = mount.path().join("app.txt");
+    std::fs::write(&path, "line 0\n").unwrap();
+    let mut reader = std::fs::File::open(&path).unwrap();
+    let mut seen = Vec::new();
+    reader.read_to_end(&mut seen).unwrap();
+    let mut expected = b"line 0\n".to_vec();
+    for i in 1..=4 {
+        let line = format!("line {i}\n");
+        let mut appender = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        appender.write_all(line.as_bytes()).unwrap();
+        drop(appender);
+        expected.extend_from_slice(line.as_bytes());
+        reader.read_to_end(&mut seen).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&seen),
+            String::from_utf8_lossy(&expected),
+            "what the open reader read after append {i}; log:\n{}",
+            mount.log()
+        );
+    }
+    drop(reader);
+    drop(mount);
+    let fresh = MountGuard::mount(&server, &[]);
+    assert_eq!(
+        std::fs::read(fresh.path().join("app.txt")).unwrap(),
+        expected
+    );
+}
+
 /// A handle opened for writing only writes past the page cache; a reader of the same file
 /// still sees every change at once, the kernel dropping the pages it cached that a write
 /// changed.

@@ -141,6 +141,8 @@ struct DirHandle {
 /// An open file.
 struct FileHandle {
     ino: Ino,
+    /// The stored file `reader` reads.
+    file_id: Id,
     reader: Arc<Mutex<FileReader>>,
     /// The file, when it was opened without a known length: its length is learnt at the end
     /// of its body.
@@ -479,6 +481,7 @@ impl CloudifyFs {
         // A size learnt at the end of a body in this mount may not have reached the kernel's
         // cached attributes yet: those files stay on direct I/O too.
         let direct_io = size.is_none() || self.sizes.learnt_from_body(&file.file);
+        let file_id = file.file.id.clone();
         let reader = FileReader::new(self.remote.clone(), Arc::unwrap_or_clone(file.file), size);
         let keep_cache = {
             let mut inodes = self.inodes.lock();
@@ -489,6 +492,7 @@ impl CloudifyFs {
         let reader = Arc::new(Mutex::new(reader));
         let handle = FileHandle {
             ino,
+            file_id,
             reader,
             unsized_file,
         };
@@ -504,11 +508,19 @@ impl CloudifyFs {
         if let Some(staged) = self.read_staged(fh, offset, size) {
             return staged.map(bytes::Bytes::from);
         }
-        let (ino, reader) = {
+        let ino = {
             let handles = self.file_handles.lock();
-            let h = handles.get(&fh).ok_or(FsError::BadHandle(fh))?;
-            (h.ino, h.reader.clone())
+            handles.get(&fh).ok_or(FsError::BadHandle(fh))?.ino
         };
+        // Once the file is changed through this mount, a handle opened before reads what the
+        // file holds now, as on a local disk (`tail -f` of a log appended to). Reading on in
+        // the old version would also be wrong for the writers: its end comes before the size
+        // the kernel has from their writes, the kernel takes a short read as the file's new
+        // end, and the next append (placed by the kernel at that end) would overwrite.
+        if let Some(pending) = self.read_pending(ino, offset, size) {
+            return pending.map(bytes::Bytes::from);
+        }
+        let reader = self.current_reader(fh, ino)?;
         let data = reader.lock().read(offset, size)?;
         // A read ends short only at the end of the body; an empty one past offset 0 may be a
         // read beyond the end, which tells nothing of where the end is.
@@ -521,6 +533,54 @@ impl CloudifyFs {
             }
         }
         Ok(data)
+    }
+
+    /// The reader of read handle `fh`, moved on to the file its inode is now when the file
+    /// was stored anew through this mount since the handle was opened (see [`Self::read`]).
+    fn current_reader(&self, fh: u64, ino: Ino) -> Result<Arc<Mutex<FileReader>>, FsError> {
+        let current = match self.node_of(ino) {
+            Ok(Node::File(f)) => f,
+            // Unlinked or forgotten: the handle reads on what it opened.
+            _ => return self.handle_reader(fh),
+        };
+        let moved = {
+            let handles = self.file_handles.lock();
+            let h = handles.get(&fh).ok_or(FsError::BadHandle(fh))?;
+            h.file_id != current.file.id
+        };
+        if !moved {
+            return self.handle_reader(fh);
+        }
+        let size = match current.exact_size {
+            Some(n) => Some(n),
+            None => self.learn_size(ino, &current.file)?,
+        };
+        log::debug!(
+            "file {}: an open reader moves on to its new content",
+            current.file.id
+        );
+        let file_id = current.file.id.clone();
+        let unsized_file = size.is_none().then(|| current.file.clone());
+        let reader = Arc::new(Mutex::new(FileReader::new(
+            self.remote.clone(),
+            Arc::unwrap_or_clone(current.file),
+            size,
+        )));
+        let mut handles = self.file_handles.lock();
+        let h = handles.get_mut(&fh).ok_or(FsError::BadHandle(fh))?;
+        h.file_id = file_id;
+        h.reader = reader.clone();
+        h.unsized_file = unsized_file;
+        Ok(reader)
+    }
+
+    fn handle_reader(&self, fh: u64) -> Result<Arc<Mutex<FileReader>>, FsError> {
+        let handles = self.file_handles.lock();
+        Ok(handles
+            .get(&fh)
+            .ok_or(FsError::BadHandle(fh))?
+            .reader
+            .clone())
     }
 
     /// Records the length of a file read to the end of its body as its exact size.

@@ -447,7 +447,18 @@ impl CloudifyFs {
         size: u32,
     ) -> Option<Result<Vec<u8>, FsError>> {
         let h = self.writes.handle(fh)?;
-        let slot = self.writes.slot(h.ino)?;
+        self.read_pending(h.ino, offset, size)
+    }
+
+    /// Bytes of the staged content of `ino`, while it has some: what every handle of the
+    /// file reads, also one opened for reading before the change began.
+    pub(crate) fn read_pending(
+        &self,
+        ino: Ino,
+        offset: u64,
+        size: u32,
+    ) -> Option<Result<Vec<u8>, FsError>> {
+        let slot = self.writes.slot(ino)?;
         let st = slot.state.lock();
         if let Err(e) = stream::drain(&st) {
             return Some(Err(e));

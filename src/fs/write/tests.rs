@@ -171,6 +171,48 @@ fn append_to_an_existing_file_downloads_it_first() {
     );
 }
 
+/// `tail -f` of a file appended to with `>>`: a handle opened for reading before the appends
+/// reads what the file holds now, while it is staged and after it is stored anew. Reading on
+/// in the version it opened ended where that version ended, which the kernel takes as the
+/// file's end: the next append, placed there, overwrote what was appended before.
+#[test]
+fn a_reader_opened_before_appends_reads_them() {
+    let f = fixture();
+    f.remote
+        .add_file(&Id::root(), "log", "txt", b"line1\n".to_vec());
+    let ino = f.fs.lookup(ROOT_INO, n("log.txt")).unwrap().attr.ino;
+    let reader = f.fs.open(ino, libc::O_RDONLY).unwrap();
+    assert_eq!(&f.fs.read(reader.fh, 0, 4096).unwrap()[..], b"line1\n");
+    assert!(f.fs.read(reader.fh, 6, 4096).unwrap().is_empty());
+
+    let mut end = 6;
+    for line in [&b"line2\n"[..], b"line3\n"] {
+        let o = f.fs.open(ino, libc::O_WRONLY | libc::O_APPEND).unwrap();
+        f.fs.write(o.fh, end, line).unwrap();
+        assert_eq!(
+            &f.fs.read(reader.fh, end, 4096).unwrap()[..],
+            line,
+            "staged, not stored yet"
+        );
+        f.fs.flush(o.fh).unwrap();
+        f.fs.release(o.fh);
+        assert_eq!(
+            &f.fs.read(reader.fh, end, 4096).unwrap()[..],
+            line,
+            "stored"
+        );
+        end += line.len() as u64;
+    }
+    assert_eq!(
+        &f.fs.read(reader.fh, 0, 4096).unwrap()[..],
+        b"line1\nline2\nline3\n"
+    );
+    f.fs.release(reader.fh);
+    let files = f.remote.files_in(&Id::root());
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].2, b"line1\nline2\nline3\n");
+}
+
 #[test]
 fn a_stored_file_emptied_stays_empty_until_it_gets_content() {
     let f = fixture();
