@@ -508,9 +508,10 @@ impl CloudifyFs {
         if let Some(staged) = self.read_staged(fh, offset, size) {
             return staged.map(bytes::Bytes::from);
         }
-        let ino = {
+        let (ino, file_id, reader) = {
             let handles = self.file_handles.lock();
-            handles.get(&fh).ok_or(FsError::BadHandle(fh))?.ino
+            let h = handles.get(&fh).ok_or(FsError::BadHandle(fh))?;
+            (h.ino, h.file_id.clone(), h.reader.clone())
         };
         // Once the file is changed through this mount, a handle opened before reads what the
         // file holds now, as on a local disk (`tail -f` of a log appended to). Reading on in
@@ -520,7 +521,16 @@ impl CloudifyFs {
         if let Some(pending) = self.read_pending(ino, offset, size) {
             return pending.map(bytes::Bytes::from);
         }
-        let reader = self.current_reader(fh, ino)?;
+        let reader = match self.node_of(ino) {
+            Ok(Node::File(now)) if now.file.id != file_id => self.move_reader(fh, ino, now),
+            // Made pending after the look above (its slot comes first): read that.
+            Ok(Node::Local(_)) => match self.read_pending(ino, offset, size) {
+                Some(pending) => return pending.map(bytes::Bytes::from),
+                // Unlinked and settled meanwhile: read on in what was opened.
+                None => reader,
+            },
+            _ => reader,
+        };
         let data = reader.lock().read(offset, size)?;
         // A read ends short only at the end of the body; an empty one past offset 0 may be a
         // read beyond the end, which tells nothing of where the end is.
@@ -535,52 +545,42 @@ impl CloudifyFs {
         Ok(data)
     }
 
-    /// The reader of read handle `fh`, moved on to the file its inode is now when the file
-    /// was stored anew through this mount since the handle was opened (see [`Self::read`]).
-    fn current_reader(&self, fh: u64, ino: Ino) -> Result<Arc<Mutex<FileReader>>, FsError> {
-        let current = match self.node_of(ino) {
-            Ok(Node::File(f)) => f,
-            // Unlinked or forgotten: the handle reads on what it opened.
-            _ => return self.handle_reader(fh),
-        };
-        let moved = {
-            let handles = self.file_handles.lock();
-            let h = handles.get(&fh).ok_or(FsError::BadHandle(fh))?;
-            h.file_id != current.file.id
-        };
-        if !moved {
-            return self.handle_reader(fh);
-        }
-        let size = match current.exact_size {
+    /// Moves read handle `fh` on to `now`, the file its inode was stored as through this
+    /// mount since the handle was opened (see [`Self::read`]), and returns its reader.
+    fn move_reader(&self, fh: u64, ino: Ino, now: inode::RemoteFile) -> Arc<Mutex<FileReader>> {
+        // Without a length the reader reads to the end of the body.
+        let size = match now.exact_size {
             Some(n) => Some(n),
-            None => self.learn_size(ino, &current.file)?,
+            None => self.learn_size(ino, &now.file).unwrap_or_else(|e| {
+                log::debug!(
+                    "file {}: length unknown ({e}); read to its end",
+                    now.file.id
+                );
+                None
+            }),
         };
-        log::debug!(
-            "file {}: an open reader moves on to its new content",
-            current.file.id
-        );
-        let file_id = current.file.id.clone();
-        let unsized_file = size.is_none().then(|| current.file.clone());
-        let reader = Arc::new(Mutex::new(FileReader::new(
+        let unsized_file = size.is_none().then(|| now.file.clone());
+        let file_id = now.file.id.clone();
+        let fresh = Arc::new(Mutex::new(FileReader::new(
             self.remote.clone(),
-            Arc::unwrap_or_clone(current.file),
+            Arc::unwrap_or_clone(now.file),
             size,
         )));
         let mut handles = self.file_handles.lock();
-        let h = handles.get_mut(&fh).ok_or(FsError::BadHandle(fh))?;
+        let Some(h) = handles.get_mut(&fh) else {
+            return fresh;
+        };
+        // Another read of this handle (the kernel reads ahead in parallel) may have moved it.
+        if h.file_id == file_id {
+            return h.reader.clone();
+        }
+        log::debug!("file {file_id}: an open reader moves on to its new content");
         h.file_id = file_id;
-        h.reader = reader.clone();
         h.unsized_file = unsized_file;
-        Ok(reader)
-    }
-
-    fn handle_reader(&self, fh: u64) -> Result<Arc<Mutex<FileReader>>, FsError> {
-        let handles = self.file_handles.lock();
-        Ok(handles
-            .get(&fh)
-            .ok_or(FsError::BadHandle(fh))?
-            .reader
-            .clone())
+        let old = std::mem::replace(&mut h.reader, fresh.clone());
+        drop(handles);
+        drop(old);
+        fresh
     }
 
     /// Records the length of a file read to the end of its body as its exact size.
