@@ -10,17 +10,13 @@ use std::path::Path;
 use std::process::Command;
 
 use common::files::names_in;
-use common::library::uploads;
+use common::library::{self, uploads};
 use common::mount::{DEADLINE, MountGuard};
 use common::{ServerOptions, TestServer, wait_until};
 
 /// Upload names (name and extension) of the non-trashed files of the server's root.
 fn server_names(server: &TestServer) -> BTreeSet<String> {
-    let (_, body) = server.client().get("/files");
-    body["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    library::root_entries(server)
         .iter()
         .map(|f| {
             let url = f["url"].as_str().unwrap_or_default();

@@ -6,13 +6,15 @@ use std::collections::BTreeSet;
 
 use super::TestServer;
 
+/// The non-trashed files of the server's root folder, as the API describes them.
+pub fn root_entries(server: &TestServer) -> Vec<serde_json::Value> {
+    let (_, body) = server.client().get("/files");
+    body["data"].as_array().cloned().unwrap_or_default()
+}
+
 /// The non-trashed files of the server's root folder: (name, full_url).
 pub fn root_files(server: &TestServer) -> Vec<(String, String)> {
-    let (_, body) = server.client().get("/files");
-    body["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    root_entries(server)
         .iter()
         .map(|f| {
             (
